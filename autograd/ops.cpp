@@ -1,0 +1,589 @@
+// Every differentiable op: its checks, its forward value and, beside it, its backward rule.
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xmanipulation.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xstrided_view.hpp>
+#include <xtensor/xview.hpp>
+
+#include "blas.hpp"
+#include "record.hpp"
+
+namespace xgrad {
+
+using detail::add_grad;
+using detail::grad_ref;
+using detail::OpRecord;
+
+namespace {
+
+// NumPy broadcast shape of a and b, or a ShapeError naming the op.
+template <class S>
+Shape broadcast_shape(const char* op, const S& a, const S& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
+    const std::size_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
+    if (da != db && da != 1 && db != 1)
+      throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                       " cannot be broadcast together");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+template <class T>
+void check_broadcast(const char* op, const Var<T>& a, const Var<T>& b) {
+  broadcast_shape(op, a.shape(), b.shape());
+}
+
+// axis in [-dim, dim) made non-negative, or an IndexError.
+std::size_t norm_axis(const char* op, long axis, std::size_t dim, const std::string& shape) {
+  const long d = static_cast<long>(dim);
+  if (axis < -d || axis >= d)
+    throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " + shape);
+  return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
+}
+
+template <class T>
+void require_matrix(const char* op, const Var<T>& a, const char* what) {
+  if (a.dim() != 2)
+    throw ShapeError(std::string(op) + ": " + what + " must be a matrix, got shape " + shape_str(a.shape()));
+  if (a.size() == 0) throw ValueError(std::string(op) + ": " + what + " is empty, shape " + shape_str(a.shape()));
+}
+
+template <class T>
+void require_nonempty(const char* op, const Var<T>& a) {
+  if (a.size() == 0) throw ValueError(std::string(op) + ": empty input of shape " + shape_str(a.shape()));
+}
+
+// A strided view selecting [begin, end) along `axis`.
+xt::xstrided_slice_vector axis_range(std::size_t dim, std::size_t axis, std::size_t begin, std::size_t end) {
+  xt::xstrided_slice_vector sv(dim, xt::all());
+  sv[axis] = xt::range(begin, end);
+  return sv;
+}
+
+// Contiguous add: dst[0..n) += src[0..n).
+template <class T>
+void add_into(T* dst, const T* src, std::size_t n) {
+  for (std::size_t k = 0; k < n; ++k) dst[k] += src[k];
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- arithmetic
+
+// y = a + b
+template <class T>
+Var<T> add(const Var<T>& a, const Var<T>& b) {
+  check_broadcast("add", a, b);
+  OpRecord<T> r("add", {&a, &b});
+  xt::noalias(r.value()) = a.value() + b.value();
+  return r.finish([](Node<T>& n) {
+    add_grad(n.in(0), n.grad);
+    add_grad(n.in(1), n.grad);
+  });
+}
+
+// y = a - b
+template <class T>
+Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  check_broadcast("sub", a, b);
+  OpRecord<T> r("sub", {&a, &b});
+  xt::noalias(r.value()) = a.value() - b.value();
+  return r.finish([](Node<T>& n) {
+    add_grad(n.in(0), n.grad);
+    add_grad(n.in(1), -n.grad);
+  });
+}
+
+// y = a ∘ b; da = g ∘ b, db = g ∘ a
+template <class T>
+Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  check_broadcast("mul", a, b);
+  OpRecord<T> r("mul", {&a, &b});
+  xt::noalias(r.value()) = a.value() * b.value();
+  return r.finish([](Node<T>& n) {
+    add_grad(n.in(0), n.grad * n.in(1).value);
+    add_grad(n.in(1), n.grad * n.in(0).value);
+  });
+}
+
+// y = a / b; da = g / b, db = -g ∘ y / b
+template <class T>
+Var<T> div(const Var<T>& a, const Var<T>& b) {
+  check_broadcast("div", a, b);
+  OpRecord<T> r("div", {&a, &b});
+  xt::noalias(r.value()) = a.value() / b.value();
+  return r.finish([](Node<T>& n) {
+    add_grad(n.in(0), n.grad / n.in(1).value);
+    add_grad(n.in(1), -n.grad * n.value / n.in(1).value);
+  });
+}
+
+// y = -a
+template <class T>
+Var<T> neg(const Var<T>& a) {
+  OpRecord<T> r("neg", {&a});
+  xt::noalias(r.value()) = -a.value();
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad); });
+}
+
+// y = alpha·a + beta; da = alpha·g
+template <class T>
+Var<T> affine(const Var<T>& a, T alpha, T beta) {
+  OpRecord<T> r("affine", {&a});
+  xt::noalias(r.value()) = alpha * a.value() + beta;
+  if (r.node()) r.node()->scalar = alpha;
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.scalar * n.grad); });
+}
+
+// y = s / a; da = -g ∘ y / a
+template <class T>
+Var<T> rdiv(T s, const Var<T>& a) {
+  OpRecord<T> r("rdiv", {&a});
+  xt::noalias(r.value()) = s / a.value();
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad * n.value / n.in(0).value); });
+}
+
+// ---------------------------------------------------------------- elementwise functions
+
+// y = tanh(a); da = (1 - y²) ∘ g
+template <class T>
+Var<T> tanh(const Var<T>& a) {
+  OpRecord<T> r("tanh", {&a});
+  xt::noalias(r.value()) = xt::tanh(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), (T(1) - n.value * n.value) * n.grad); });
+}
+
+// y = 1 / (1 + e^-a); da = y(1 - y) ∘ g
+template <class T>
+Var<T> sigmoid(const Var<T>& a) {
+  OpRecord<T> r("sigmoid", {&a});
+  xt::noalias(r.value()) = T(1) / (T(1) + xt::exp(-a.value()));
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.value * (T(1) - n.value) * n.grad); });
+}
+
+// y = max(a, 0); da = [a > 0] ∘ g
+template <class T>
+Var<T> relu(const Var<T>& a) {
+  OpRecord<T> r("relu", {&a});
+  xt::noalias(r.value()) = xt::maximum(a.value(), T(0));
+  return r.finish([](Node<T>& n) {
+    add_grad(n.in(0), xt::where(n.value > T(0), n.grad, T(0)));
+  });
+}
+
+// y = e^a; da = y ∘ g
+template <class T>
+Var<T> exp(const Var<T>& a) {
+  OpRecord<T> r("exp", {&a});
+  xt::noalias(r.value()) = xt::exp(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.value * n.grad); });
+}
+
+// y = ln a; da = g / a
+template <class T>
+Var<T> log(const Var<T>& a) {
+  OpRecord<T> r("log", {&a});
+  xt::noalias(r.value()) = xt::log(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / n.in(0).value); });
+}
+
+// y = a²; da = 2a ∘ g
+template <class T>
+Var<T> square(const Var<T>& a) {
+  OpRecord<T> r("square", {&a});
+  xt::noalias(r.value()) = a.value() * a.value();
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), T(2) * n.in(0).value * n.grad); });
+}
+
+// y = √a; da = g / (2y)
+template <class T>
+Var<T> sqrt(const Var<T>& a) {
+  OpRecord<T> r("sqrt", {&a});
+  xt::noalias(r.value()) = xt::sqrt(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / (T(2) * n.value)); });
+}
+
+// ---------------------------------------------------------------- matrix products
+
+// y = a·b   a (m, k), b (k, n); da += g·bᵀ, db += aᵀ·g
+template <class T>
+Var<T> matmul(const Var<T>& a, const Var<T>& b) {
+  require_matrix("matmul", a, "left operand");
+  require_matrix("matmul", b, "right operand");
+  if (a.shape()[1] != b.shape()[0])
+    throw ShapeError("matmul: inner dimensions differ: " + shape_str(a.shape()) + " x " + shape_str(b.shape()));
+  const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[1];
+  OpRecord<T> r("matmul", {&a, &b});
+  r.value().resize({m, n});
+  blas::gemm(false, false, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& A = nd.in(0);
+    Slot<T>& B = nd.in(1);
+    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[1];
+    T beta;
+    if (A.requires_grad) {
+      T* da = A.grad_buffer(beta);
+      blas::gemm(false, true, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
+    }
+    if (B.requires_grad) {
+      T* db = B.grad_buffer(beta);
+      blas::gemm(true, false, k, n, m, T(1), A.value.data(), nd.grad.data(), beta, db);
+    }
+  });
+}
+
+// y = a·bᵀ   a (m, k), b (n, k); da += g·b, db += gᵀ·a
+template <class T>
+Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
+  require_matrix("matmul_nt", a, "left operand");
+  require_matrix("matmul_nt", b, "right operand");
+  if (a.shape()[1] != b.shape()[1])
+    throw ShapeError("matmul_nt: inner dimensions differ: " + shape_str(a.shape()) + " x " +
+                     shape_str(b.shape()) + "ᵀ");
+  const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[0];
+  OpRecord<T> r("matmul_nt", {&a, &b});
+  r.value().resize({m, n});
+  blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& A = nd.in(0);
+    Slot<T>& B = nd.in(1);
+    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[0];
+    T beta;
+    if (A.requires_grad) {
+      T* da = A.grad_buffer(beta);
+      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
+    }
+    if (B.requires_grad) {
+      T* db = B.grad_buffer(beta);
+      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), A.value.data(), beta, db);
+    }
+  });
+}
+
+// y = x·wᵀ + b   x (m, in), w (out, in), b (out); dx += g·w, dw += gᵀ·x, db += Σ_rows g
+template <class T>
+Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
+  require_matrix("linear", x, "input");
+  require_matrix("linear", w, "weight");
+  if (x.shape()[1] != w.shape()[1])
+    throw ShapeError("linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(w.shape()) +
+                     " (out, in)");
+  if (b.dim() != 1 || b.shape()[0] != w.shape()[0])
+    throw ShapeError("linear: bias " + shape_str(b.shape()) + " does not fit weight " + shape_str(w.shape()));
+  const std::size_t m = x.shape()[0], k = x.shape()[1], n = w.shape()[0];
+  OpRecord<T> r("linear", {&x, &w, &b});
+  Array<T>& y = r.value();
+  y.resize({m, n});
+  for (std::size_t i = 0; i < m; ++i) std::copy(b.value().begin(), b.value().end(), y.data() + i * n);
+  blas::gemm(false, true, m, n, k, T(1), x.value().data(), w.value().data(), T(1), y.data());
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& X = nd.in(0);
+    Slot<T>& W = nd.in(1);
+    Slot<T>& B = nd.in(2);
+    const std::size_t m = X.value.shape()[0], k = X.value.shape()[1], n = W.value.shape()[0];
+    T beta;
+    if (X.requires_grad) {
+      T* dx = X.grad_buffer(beta);
+      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), W.value.data(), beta, dx);
+    }
+    if (W.requires_grad) {
+      T* dw = W.grad_buffer(beta);
+      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), X.value.data(), beta, dw);
+    }
+    if (B.requires_grad) {
+      T* db = grad_ref(B).data();
+      const T* g = nd.grad.data();
+      for (std::size_t i = 0; i < m; ++i) add_into(db, g + i * n, n);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- reductions
+
+// y = Σ a (0-d); da = g everywhere
+template <class T>
+Var<T> sum(const Var<T>& a) {
+  OpRecord<T> r("sum", {&a});
+  r.value().resize(Shape{});
+  r.value()() = std::accumulate(a.value().begin(), a.value().end(), T(0));
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    if (!A.requires_grad) return;
+    Array<T>& g = grad_ref(A);
+    const T s = n.grad.flat(0);
+    for (T& v : g) v += s;
+  });
+}
+
+// y = Σ_axis a (the axis removed); da = g broadcast back along the axis
+template <class T>
+Var<T> sum(const Var<T>& a, long axis) {
+  const std::size_t ax = norm_axis("sum", axis, a.dim(), shape_str(a.shape()));
+  OpRecord<T> r("sum_axis", {&a});
+  r.value() = xt::sum(a.value(), {ax}, xt::evaluation_strategy::immediate);
+  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    add_grad(A, xt::broadcast(xt::expand_dims(n.grad, ax), A.value.shape()));
+  });
+}
+
+// y = Σ a / N (0-d)
+template <class T>
+Var<T> mean(const Var<T>& a) {
+  require_nonempty("mean", a);
+  OpRecord<T> r("mean", {&a});
+  r.value().resize(Shape{});
+  r.value()() = std::accumulate(a.value().begin(), a.value().end(), T(0)) / static_cast<T>(a.size());
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    if (!A.requires_grad) return;
+    Array<T>& g = grad_ref(A);
+    const T s = n.grad.flat(0) / static_cast<T>(A.value.size());
+    for (T& v : g) v += s;
+  });
+}
+
+// y = e^(a - max) / Σ e^(a - max) along axis; da = y ∘ (g - Σ_axis g ∘ y)
+template <class T>
+Var<T> softmax(const Var<T>& a, long axis) {
+  require_nonempty("softmax", a);
+  const std::size_t ax = norm_axis("softmax", axis, a.dim(), shape_str(a.shape()));
+  OpRecord<T> r("softmax", {&a});
+  Array<T> e = xt::exp(a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
+  xt::noalias(r.value()) = e / xt::sum(e, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
+  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  return r.finish([](Node<T>& n) {
+    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    Array<T> gy = n.grad * n.value;
+    Array<T> s = xt::sum(gy, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
+    add_grad(n.in(0), gy - n.value * s);
+  });
+}
+
+// y = a - max - log Σ e^(a - max) along axis; da = g - softmax(a) ∘ Σ_axis g
+template <class T>
+Var<T> log_softmax(const Var<T>& a, long axis) {
+  require_nonempty("log_softmax", a);
+  const std::size_t ax = norm_axis("log_softmax", axis, a.dim(), shape_str(a.shape()));
+  OpRecord<T> r("log_softmax", {&a});
+  Array<T> shifted = a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
+  Array<T> lse = xt::log(xt::sum(xt::exp(shifted), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
+  xt::noalias(r.value()) = shifted - lse;
+  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  return r.finish([](Node<T>& n) {
+    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    Array<T> s = xt::sum(n.grad, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
+    add_grad(n.in(0), n.grad - xt::exp(n.value) * s);
+  });
+}
+
+// ---------------------------------------------------------------- shape
+
+// Inputs joined along axis; each input's gradient is its block of g.
+template <class T>
+Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
+  if (vars.empty()) throw ValueError("concat: no inputs");
+  const auto& s0 = vars[0].shape();
+  const std::size_t ax = norm_axis("concat", axis, s0.size(), shape_str(s0));
+  Shape out_shape(s0.begin(), s0.end());
+  out_shape[ax] = 0;
+  for (const Var<T>& v : vars) {
+    const auto& s = v.shape();
+    bool ok = s.size() == s0.size();
+    for (std::size_t d = 0; ok && d < s.size(); ++d) ok = d == ax || s[d] == s0[d];
+    if (!ok)
+      throw ShapeError("concat: shapes " + shape_str(s0) + " and " + shape_str(s) + " differ outside axis " +
+                       std::to_string(ax));
+    out_shape[ax] += s[ax];
+  }
+  OpRecord<T> r("concat", vars);
+  Array<T>& y = r.value();
+  y.resize(out_shape);
+  std::size_t offset = 0;
+  for (const Var<T>& v : vars) {
+    const std::size_t w = v.shape()[ax];
+    xt::strided_view(y, axis_range(y.dimension(), ax, offset, offset + w)) = v.value();
+    offset += w;
+  }
+  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  return r.finish([](Node<T>& n) {
+    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    std::size_t offset = 0;
+    for (Slot<T>* in : n.inputs) {
+      const std::size_t w = in->value.shape()[ax];
+      add_grad(*in, xt::strided_view(n.grad, axis_range(n.grad.dimension(), ax, offset, offset + w)));
+      offset += w;
+    }
+  });
+}
+
+template <class T>
+Var<T> concat(std::initializer_list<Var<T>> vars, long axis) {
+  return concat(std::vector<Var<T>>(vars), axis);
+}
+
+// y = a[..., begin:end, ...] along axis; the gradient goes back into that block
+template <class T>
+Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
+  const std::size_t ax = norm_axis("slice", axis, a.dim(), shape_str(a.shape()));
+  const long len = static_cast<long>(a.shape()[ax]);
+  if (begin < 0 || end > len || begin >= end)
+    throw IndexError("slice: range [" + std::to_string(begin) + ", " + std::to_string(end) + ") along axis " +
+                     std::to_string(ax) + " does not fit shape " + shape_str(a.shape()));
+  OpRecord<T> r("slice", {&a});
+  const auto sv = axis_range(a.dim(), ax, static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
+  xt::noalias(r.value()) = xt::strided_view(a.value(), sv);
+  if (r.node()) r.node()->ints.assign({static_cast<long>(ax), begin, end});
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    if (!A.requires_grad) return;
+    Array<T>& g = grad_ref(A);
+    const auto sv = axis_range(g.dimension(), static_cast<std::size_t>(n.ints[0]),
+                               static_cast<std::size_t>(n.ints[1]), static_cast<std::size_t>(n.ints[2]));
+    xt::strided_view(g, sv) += n.grad;
+  });
+}
+
+// y = a[index] along axis 0: a contiguous block of a
+template <class T>
+Var<T> select(const Var<T>& a, long index) {
+  if (a.dim() == 0) throw ShapeError("select: needs at least one axis, got a 0-d value");
+  const long len = static_cast<long>(a.shape()[0]);
+  if (index < 0 || index >= len)
+    throw IndexError("select: index " + std::to_string(index) + " out of range for shape " + shape_str(a.shape()));
+  Shape s(a.shape().begin() + 1, a.shape().end());
+  const std::size_t block = a.size() / a.shape()[0];
+  OpRecord<T> r("select", {&a});
+  r.value().resize(s);
+  const T* src = a.value().data() + static_cast<std::size_t>(index) * block;
+  std::copy(src, src + block, r.value().data());
+  if (r.node()) r.node()->ints.assign(1, index);
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    if (!A.requires_grad) return;
+    add_into(grad_ref(A).data() + static_cast<std::size_t>(n.ints[0]) * n.value.size(), n.grad.data(),
+             n.value.size());
+  });
+}
+
+// y[i] = vars[i], a new axis 0
+template <class T>
+Var<T> stack(const std::vector<Var<T>>& vars) {
+  if (vars.empty()) throw ValueError("stack: no inputs");
+  const auto& s0 = vars[0].shape();
+  for (const Var<T>& v : vars)
+    if (!detail::shapes_equal(v.shape(), s0))
+      throw ShapeError("stack: shapes " + shape_str(s0) + " and " + shape_str(v.shape()) + " differ");
+  Shape s{vars.size()};
+  s.insert(s.end(), s0.begin(), s0.end());
+  const std::size_t block = vars[0].size();
+  OpRecord<T> r("stack", vars);
+  r.value().resize(s);
+  for (std::size_t i = 0; i < vars.size(); ++i)
+    std::copy(vars[i].value().begin(), vars[i].value().end(), r.value().data() + i * block);
+  return r.finish([](Node<T>& n) {
+    const std::size_t block = n.value.size() / n.value.shape()[0];
+    for (std::size_t i = 0; i < n.inputs.size(); ++i)
+      if (n.inputs[i]->requires_grad) add_into(grad_ref(*n.inputs[i]).data(), n.grad.data() + i * block, block);
+  });
+}
+
+// Same elements, new shape
+template <class T>
+Var<T> reshape(const Var<T>& a, const Shape& shape) {
+  const std::size_t n = std::accumulate(shape.begin(), shape.end(), std::size_t(1), std::multiplies<>());
+  if (n != a.size())
+    throw ShapeError("reshape: cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.size()) +
+                     " elements) to " + shape_str(shape));
+  OpRecord<T> r("reshape", {&a});
+  r.value().resize(shape);
+  std::copy(a.value().begin(), a.value().end(), r.value().data());
+  return r.finish([](Node<T>& n) {
+    Slot<T>& A = n.in(0);
+    if (A.requires_grad) add_into(grad_ref(A).data(), n.grad.data(), n.grad.size());
+  });
+}
+
+// y = aᵀ for a matrix
+template <class T>
+Var<T> transpose(const Var<T>& a) {
+  if (a.dim() != 2) throw ShapeError("transpose: needs a matrix, got shape " + shape_str(a.shape()));
+  OpRecord<T> r("transpose", {&a});
+  xt::noalias(r.value()) = xt::transpose(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), xt::transpose(n.grad)); });
+}
+
+// y[i] = table[ids[i]]; the gradient rows are added back into the picked rows
+template <class T>
+Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
+  if (table.dim() != 2) throw ShapeError("embedding: table must be a matrix, got shape " + shape_str(table.shape()));
+  const std::size_t rows = table.shape()[0], dim = table.shape()[1];
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || static_cast<std::size_t>(ids[i]) >= rows)
+      throw IndexError("embedding: id " + std::to_string(ids[i]) + " (position " + std::to_string(i) +
+                       ") outside the table's " + std::to_string(rows) + " rows");
+  OpRecord<T> r("embedding", {&table});
+  r.value().resize({ids.size(), dim});
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const T* src = table.value().data() + static_cast<std::size_t>(ids[i]) * dim;
+    std::copy(src, src + dim, r.value().data() + i * dim);
+  }
+  if (r.needs_backward()) r.node()->ids = ids;
+  return r.finish([](Node<T>& n) {
+    Slot<T>& W = n.in(0);
+    if (!W.requires_grad) return;
+    const std::size_t dim = W.value.shape()[1];
+    T* g = grad_ref(W).data();
+    for (std::size_t i = 0; i < n.ids.size(); ++i)
+      add_into(g + static_cast<std::size_t>(n.ids[i]) * dim, n.grad.data() + i * dim, dim);
+  });
+}
+
+#define XGRAD_OPS_INSTANTIATE(T)                                                \
+  template Var<T> add(const Var<T>&, const Var<T>&);                            \
+  template Var<T> sub(const Var<T>&, const Var<T>&);                            \
+  template Var<T> mul(const Var<T>&, const Var<T>&);                            \
+  template Var<T> div(const Var<T>&, const Var<T>&);                            \
+  template Var<T> neg(const Var<T>&);                                           \
+  template Var<T> affine(const Var<T>&, T, T);                                  \
+  template Var<T> rdiv(T, const Var<T>&);                                       \
+  template Var<T> tanh(const Var<T>&);                                          \
+  template Var<T> sigmoid(const Var<T>&);                                       \
+  template Var<T> relu(const Var<T>&);                                          \
+  template Var<T> exp(const Var<T>&);                                           \
+  template Var<T> log(const Var<T>&);                                           \
+  template Var<T> square(const Var<T>&);                                        \
+  template Var<T> sqrt(const Var<T>&);                                          \
+  template Var<T> matmul(const Var<T>&, const Var<T>&);                         \
+  template Var<T> matmul_nt(const Var<T>&, const Var<T>&);                      \
+  template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);          \
+  template Var<T> sum(const Var<T>&);                                           \
+  template Var<T> sum(const Var<T>&, long);                                     \
+  template Var<T> mean(const Var<T>&);                                          \
+  template Var<T> softmax(const Var<T>&, long);                                 \
+  template Var<T> log_softmax(const Var<T>&, long);                             \
+  template Var<T> concat(const std::vector<Var<T>>&, long);                     \
+  template Var<T> concat(std::initializer_list<Var<T>>, long);                  \
+  template Var<T> slice(const Var<T>&, long, long, long);                       \
+  template Var<T> select(const Var<T>&, long);                                  \
+  template Var<T> stack(const std::vector<Var<T>>&);                            \
+  template Var<T> reshape(const Var<T>&, const Shape&);                         \
+  template Var<T> transpose(const Var<T>&);                                     \
+  template Var<T> embedding(const Var<T>&, const std::vector<int>&);
+XGRAD_OPS_INSTANTIATE(float)
+XGRAD_OPS_INSTANTIATE(double)
+
+}  // namespace xgrad

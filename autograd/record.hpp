@@ -1,0 +1,134 @@
+// Internal to autograd/: how an op records itself, and gradient accumulation helpers.
+// Every op goes through OpRecord, so no-grad, anomaly detection and the tape's bookkeeping
+// live here and nowhere else.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
+
+#include <xtensor/xnoalias.hpp>
+
+#include "var.hpp"
+
+namespace xgrad::detail {
+
+template <class A, class B>
+bool shapes_equal(const A& a, const B& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+// g summed over the axes along which `target` was broadcast to g's shape.
+template <class T>
+Array<T> sum_to(const Array<T>& g, const typename Array<T>::shape_type& target);
+
+// The gradient buffer of s, allocated (zeros) if this sweep has not written it yet.
+template <class T>
+Array<T>& grad_ref(Slot<T>& s) {
+  if (!s.has_grad) {
+    s.grad.resize(s.value.shape());
+    std::fill(s.grad.begin(), s.grad.end(), T(0));
+    s.has_grad = true;
+  }
+  return s.grad;
+}
+
+// s.grad += e, where e has the shape of the op's output; summed back to s's shape if s was
+// broadcast. Writes without temporaries when the shapes agree.
+template <class T, class E>
+void add_grad(Slot<T>& s, const E& e) {
+  if (!s.requires_grad) return;
+  if (shapes_equal(e.shape(), s.value.shape())) {
+    if (s.has_grad) {
+      xt::noalias(s.grad) += e;
+    } else {
+      xt::noalias(s.grad) = e;
+      s.has_grad = true;
+    }
+  } else {
+    Array<T> full = e;
+    Array<T> reduced = sum_to<T>(full, s.value.shape());
+    if (s.has_grad) {
+      xt::noalias(s.grad) += reduced;
+    } else {
+      s.grad = std::move(reduced);
+      s.has_grad = true;
+    }
+  }
+}
+
+[[noreturn]] void throw_anomaly(const char* op, std::size_t position, const char* where,
+                                const std::vector<std::string>& input_shapes);
+
+template <class T>
+bool all_finite(const Array<T>& a) {
+  for (T v : a)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Records one op. Construct it after the op's checks (a failed check must change nothing),
+// write the output into value(), then finish() with the backward rule.
+template <class T>
+class OpRecord {
+ public:
+  OpRecord(const char* op, std::initializer_list<const Var<T>*> inputs) : op_(op) {
+    bool any = false;
+    for (const Var<T>* v : inputs) any = any || v->slot().requires_grad;
+    start(any);
+    for (const Var<T>* v : inputs) add_input(*v);
+  }
+  OpRecord(const char* op, const std::vector<Var<T>>& inputs) : op_(op) {
+    bool any = false;
+    for (const Var<T>& v : inputs) any = any || v.slot().requires_grad;
+    start(any);
+    for (const Var<T>& v : inputs) add_input(v);
+  }
+
+  Array<T>& value() { return out_->value; }
+  // The node being recorded, or null when not recording (no-grad): then the op saves nothing.
+  Node<T>* node() { return node_; }
+  bool needs_backward() const { return node_ != nullptr && node_->requires_grad; }
+
+  Var<T> finish(BackwardFn<T> backward) {
+    if (anomaly_enabled() && !all_finite(out_->value)) {
+      std::vector<std::string> shapes;
+      std::size_t position = node_ ? tape_->size() - 1 : 0;
+      if (node_)
+        for (Slot<T>* s : node_->inputs) shapes.push_back(shape_str(s->value.shape()));
+      throw_anomaly(op_, position, "forward value", shapes);
+    }
+    if (node_ == nullptr) return Var<T>(std::move(leaf_));
+    node_->backward = node_->requires_grad ? backward : nullptr;
+    return Var<T>(tape_, tape_->size() - 1);
+  }
+
+ private:
+  void start(bool any_requires_grad) {
+    if (grad_enabled()) {
+      tape_ = &Tape<T>::current();
+      node_ = &tape_->push(op_);
+      node_->requires_grad = any_requires_grad;
+      out_ = node_;
+    } else {
+      leaf_ = std::make_shared<Leaf<T>>();
+      out_ = leaf_.get();
+    }
+  }
+  void add_input(const Var<T>& v) {
+    if (node_ == nullptr) return;
+    if (v.tape() != nullptr && v.tape() != tape_)
+      throw Error(std::string(op_) + ": an input was recorded on another thread's tape");
+    node_->inputs.push_back(&v.slot());
+    node_->input_is_param.push_back(v.is_param());
+    if (v.leaf()) tape_->hold(v.leaf());
+  }
+
+  const char* op_;
+  Tape<T>* tape_ = nullptr;
+  Node<T>* node_ = nullptr;
+  Slot<T>* out_ = nullptr;
+  std::shared_ptr<Leaf<T>> leaf_;
+};
+
+}  // namespace xgrad::detail

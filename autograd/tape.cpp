@@ -1,0 +1,171 @@
+#include "tape.hpp"
+
+#include <algorithm>
+
+#include "record.hpp"
+#include "var.hpp"
+
+namespace xgrad {
+
+namespace {
+thread_local bool tl_grad_enabled = true;
+thread_local bool tl_anomaly = false;
+}  // namespace
+
+bool grad_enabled() { return tl_grad_enabled; }
+bool anomaly_enabled() { return tl_anomaly; }
+
+NoGradGuard::NoGradGuard() : previous_(tl_grad_enabled) { tl_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { tl_grad_enabled = previous_; }
+DetectAnomaly::DetectAnomaly() : previous_(tl_anomaly) { tl_anomaly = true; }
+DetectAnomaly::~DetectAnomaly() { tl_anomaly = previous_; }
+
+template <class T>
+void Slot<T>::grad_add(const Array<T>& g) {
+  detail::add_grad(*this, g);
+}
+
+template <class T>
+T* Slot<T>::grad_buffer(T& beta) {
+  if (has_grad) {
+    beta = T(1);
+  } else {
+    grad.resize(value.shape());
+    has_grad = true;
+    beta = T(0);
+  }
+  return grad.data();
+}
+
+template <class T>
+Tape<T>& Tape<T>::current() {
+  thread_local Tape<T> tape;
+  return tape;
+}
+
+template <class T>
+Node<T>& Tape<T>::push(const char* op) {
+  if (size_ == nodes_.size()) nodes_.push_back(std::make_unique<Node<T>>());
+  Node<T>& n = *nodes_[size_++];
+  n.op = op;
+  n.inputs.clear();
+  n.input_is_param.clear();
+  n.backward = nullptr;
+  n.has_grad = false;
+  return n;
+}
+
+template <class T>
+void Tape<T>::hold(const std::shared_ptr<Leaf<T>>& leaf) {
+  if (leaf->held_tape == this && leaf->held_generation == generation_) return;
+  leaf->held_tape = this;
+  leaf->held_generation = generation_;
+  held_.push_back(leaf);
+}
+
+template <class T>
+void Tape<T>::clear() {
+  size_ = 0;
+  ++generation_;
+  held_.clear();
+}
+
+template <class T>
+void Tape<T>::release() {
+  clear();
+  nodes_.clear();
+  nodes_.shrink_to_fit();
+  held_.shrink_to_fit();
+}
+
+template <class T>
+std::size_t Tape<T>::memory_bytes() const {
+  std::size_t bytes = nodes_.capacity() * sizeof(void*) + held_.capacity() * sizeof(void*);
+  for (const auto& n : nodes_) {
+    bytes += sizeof(Node<T>);
+    bytes += (n->value.storage().capacity() + n->grad.storage().capacity() + n->aux.storage().capacity()) *
+             sizeof(T);
+    bytes += n->inputs.capacity() * sizeof(Slot<T>*) + n->ints.capacity() * sizeof(long) +
+             n->ids.capacity() * sizeof(int);
+  }
+  return bytes;
+}
+
+template <class T>
+void Tape<T>::backward(std::size_t root) {
+  for (std::size_t i = 0; i <= root; ++i) nodes_[i]->has_grad = false;
+  Node<T>& r = *nodes_[root];
+  r.grad.resize(r.value.shape());
+  std::fill(r.grad.begin(), r.grad.end(), T(1));
+  r.has_grad = true;
+  const bool check = anomaly_enabled();
+  for (std::size_t i = root + 1; i-- > 0;) {
+    Node<T>& n = *nodes_[i];
+    if (n.backward == nullptr || !n.has_grad) continue;
+    n.backward(n);
+    if (check) {
+      for (Slot<T>* s : n.inputs) {
+        if (s->requires_grad && s->has_grad && !detail::all_finite(s->grad)) {
+          std::vector<std::string> shapes;
+          for (Slot<T>* in : n.inputs) shapes.push_back(shape_str(in->value.shape()));
+          detail::throw_anomaly(n.op, i, "gradient", shapes);
+        }
+      }
+    }
+  }
+}
+
+void clear_tape() {
+  Tape<float>::current().clear();
+  Tape<double>::current().clear();
+}
+
+namespace detail {
+
+void throw_anomaly(const char* op, std::size_t position, const char* where,
+                   const std::vector<std::string>& input_shapes) {
+  std::string msg = std::string("anomaly: ") + op + " (tape position " + std::to_string(position) +
+                    ") produced NaN or Inf in its " + where + "; input shapes:";
+  for (const auto& s : input_shapes) msg += " " + s;
+  throw AnomalyError(msg);
+}
+
+template <class T>
+Array<T> sum_to(const Array<T>& g, const typename Array<T>::shape_type& target) {
+  const std::size_t lead = g.dimension() - target.size();
+  // Fast path: target is the trailing block of g (a bias row): add the blocks up.
+  std::size_t block = 1;
+  bool trailing = true;
+  for (std::size_t j = 0; j < target.size(); ++j) {
+    block *= target[j];
+    if (target[j] != g.shape()[lead + j]) trailing = false;
+  }
+  Array<T> r = Array<T>::from_shape(target);
+  if (trailing) {
+    std::fill(r.begin(), r.end(), T(0));
+    const T* src = g.data();
+    T* dst = r.data();
+    for (std::size_t off = 0; off < g.size(); off += block)
+      for (std::size_t k = 0; k < block; ++k) dst[k] += src[off + k];
+    return r;
+  }
+  std::vector<std::size_t> axes;
+  for (std::size_t i = 0; i < lead; ++i) axes.push_back(i);
+  for (std::size_t j = 0; j < target.size(); ++j)
+    if (target[j] == 1 && g.shape()[lead + j] != 1) axes.push_back(lead + j);
+  Array<T> s = xt::sum(g, axes, xt::evaluation_strategy::immediate);
+  std::copy(s.begin(), s.end(), r.begin());
+  return r;
+}
+
+template Array<float> sum_to(const Array<float>&, const Array<float>::shape_type&);
+template Array<double> sum_to(const Array<double>&, const Array<double>::shape_type&);
+
+}  // namespace detail
+
+template struct Slot<float>;
+template struct Slot<double>;
+template class Tape<float>;
+template class Tape<double>;
+
+}  // namespace xgrad

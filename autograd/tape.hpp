@@ -1,0 +1,137 @@
+// The tape: nodes appended in execution order, one reverse sweep for backward.
+//
+// A node's storage (value, gradient, saved arrays, input list) is kept when the tape is
+// cleared and reused by the node recorded at the same position next time, so a training loop
+// whose graph has the same shapes every step allocates nothing after its first step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "errors.hpp"
+
+namespace xgrad {
+
+template <class T>
+using Array = xt::xarray<T>;
+using Shape = std::vector<std::size_t>;
+
+// What an op reads from an input and where it sends the gradient: a tape node or a leaf.
+template <class T>
+struct Slot {
+  Array<T> value;
+  Array<T> grad;               // valid when has_grad
+  bool requires_grad = false;  // gradient flows into this slot
+  bool has_grad = false;       // grad holds a value in the current sweep (always for params)
+
+  // grad += g, summing g back to value's shape where it was broadcast.
+  void grad_add(const Array<T>& g);
+  // Pointer to a gradient buffer of value's shape, and the GEMM beta to write into it:
+  // 0 when the buffer is fresh in this sweep, 1 when it already holds a gradient.
+  T* grad_buffer(T& beta);
+};
+
+// A persistent leaf: a parameter (requires_grad) or a constant. Owns its value and gradient
+// and outlives any tape.
+template <class T>
+struct Leaf : Slot<T> {
+  std::uint64_t held_generation = 0;  // the tape generation that last took a reference
+  const void* held_tape = nullptr;
+};
+
+template <class T>
+struct Node;
+template <class T>
+using BackwardFn = void (*)(Node<T>&);
+
+// One recorded op. Whatever its backward needs beyond the inputs' values and its own output
+// is kept in the node (aux, ints, scalar, ids), so the backward rule is a plain function.
+template <class T>
+struct Node : Slot<T> {
+  const char* op = "";
+  std::vector<Slot<T>*> inputs;
+  std::vector<bool> input_is_param;  // for graph export
+  BackwardFn<T> backward = nullptr;
+  Array<T> aux;
+  std::vector<long> ints;
+  std::vector<int> ids;
+  T scalar = 0;
+
+  Slot<T>& in(std::size_t i) { return *inputs[i]; }
+};
+
+template <class T>
+class Tape {
+ public:
+  Tape() = default;
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  // This thread's tape for element type T: the one ops record on.
+  static Tape& current();
+
+  // Appends a node, reusing the storage of the node that last stood at this position.
+  Node<T>& push(const char* op);
+  // Keeps a leaf alive while this tape's generation refers to it.
+  void hold(const std::shared_ptr<Leaf<T>>& leaf);
+  // Forgets every node (handles into it become stale) but keeps their storage.
+  void clear();
+  // Frees the kept storage too.
+  void release();
+
+  std::size_t size() const { return size_; }
+  std::uint64_t generation() const { return generation_; }
+  Node<T>& node(std::size_t i) { return *nodes_[i]; }
+  // Bytes held by the tape's nodes (values, gradients, saved arrays), used or kept for reuse.
+  std::size_t memory_bytes() const;
+  // Reverse sweep from node `root`, whose value must have one element.
+  void backward(std::size_t root);
+
+ private:
+  std::vector<std::unique_ptr<Node<T>>> nodes_;
+  std::size_t size_ = 0;
+  std::uint64_t generation_ = 1;
+  std::vector<std::shared_ptr<Leaf<T>>> held_;
+};
+
+// Clears this thread's float and double tapes.
+void clear_tape();
+
+// Whether ops record (false inside a NoGradGuard), and anomaly detection; both per thread.
+bool grad_enabled();
+bool anomaly_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Under this guard the first NaN or Inf in any op's forward value or gradient throws an
+// AnomalyError naming the op, its position on the tape and its inputs' shapes.
+class DetectAnomaly {
+ public:
+  DetectAnomaly();
+  ~DetectAnomaly();
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
+
+ private:
+  bool previous_;
+};
+
+extern template struct Slot<float>;
+extern template struct Slot<double>;
+extern template class Tape<float>;
+extern template class Tape<double>;
+
+}  // namespace xgrad

@@ -1,0 +1,82 @@
+// Var<T>: a cheap handle to a tape node or to a persistent leaf (parameter or constant).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "tape.hpp"
+
+namespace xgrad {
+
+template <class T>
+class Var {
+ public:
+  Var() = default;
+
+  // A handle to node `index` of `tape` in its current generation.
+  Var(Tape<T>* tape, std::size_t index)
+      : slot_(&tape->node(index)), tape_(tape), index_(index), generation_(tape->generation()) {}
+  // A handle to a leaf.
+  explicit Var(std::shared_ptr<Leaf<T>> leaf) : slot_(leaf.get()), leaf_(std::move(leaf)) {}
+
+  const Array<T>& value() const { return slot().value; }
+  // The gradient after backward(); zeros where no gradient reached this value.
+  const Array<T>& grad() const;
+  const typename Array<T>::shape_type& shape() const { return slot().value.shape(); }
+  std::size_t size() const { return slot().value.size(); }
+  std::size_t dim() const { return slot().value.dimension(); }
+  bool requires_grad() const { return slot().requires_grad; }
+  bool defined() const { return slot_ != nullptr; }
+  // A parameter: a persistent leaf whose gradient accumulates until zero_grad().
+  bool is_param() const { return leaf_ && leaf_->requires_grad; }
+  bool is_leaf() const { return leaf_ != nullptr; }
+
+  // Back-propagates from this scalar (a value with one element).
+  void backward() const;
+  // This value as a constant leaf: no gradient flows through it, and it survives clear_tape().
+  Var detach() const;
+
+  // Parameters only.
+  void zero_grad() const;
+  // Replaces a parameter's value; the new array must have the same shape (else ShapeError).
+  void set_value(const Array<T>& v) const;
+  // The gradient buffer of a parameter, for optimizers and clipping.
+  Array<T>& mutable_grad() const;
+  Array<T>& mutable_value() const;
+
+  // Internals for ops: the slot after checking the handle is live.
+  Slot<T>& slot() const {
+    if (slot_ == nullptr) throw StaleHandleError("xgrad: use of an empty Var (default-constructed)");
+    if (tape_ != nullptr && tape_->generation() != generation_) throw_stale();
+    return *slot_;
+  }
+  Tape<T>* tape() const { return tape_; }
+  std::size_t index() const { return index_; }
+  const std::shared_ptr<Leaf<T>>& leaf() const { return leaf_; }
+
+ private:
+  [[noreturn]] void throw_stale() const;
+  Leaf<T>& param_leaf(const char* what) const;
+
+  Slot<T>* slot_ = nullptr;
+  Tape<T>* tape_ = nullptr;  // null for leaves
+  std::size_t index_ = 0;
+  std::uint64_t generation_ = 0;
+  std::shared_ptr<Leaf<T>> leaf_;
+};
+
+// A parameter: persistent, requires a gradient, accumulates it.
+template <class T>
+Var<T> param(Array<T> value);
+// A constant leaf: persistent, no gradient.
+template <class T>
+Var<T> constant(Array<T> value);
+
+extern template class Var<float>;
+extern template class Var<double>;
+extern template Var<float> param(Array<float>);
+extern template Var<double> param(Array<double>);
+extern template Var<float> constant(Array<float>);
+extern template Var<double> constant(Array<double>);
+
+}  // namespace xgrad

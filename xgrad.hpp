@@ -1,0 +1,12 @@
+// xgrad: everything in one include. Installed as <xgrad/xgrad.hpp>.
+#pragma once
+
+#include "autograd/errors.hpp"
+#include "autograd/tape.hpp"
+#include "autograd/var.hpp"
+#include "autograd/ops.hpp"
+#include "autograd/losses.hpp"
+#include "autograd/gradcheck.hpp"
+#include "autograd/dot.hpp"
+#include "autograd/blas.hpp"
+#include "layers/module.hpp"
