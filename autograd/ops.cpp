@@ -501,6 +501,11 @@ Var<T> stack(const std::vector<Var<T>>& vars) {
   });
 }
 
+template <class T>
+Var<T> stack(std::initializer_list<Var<T>> vars) {
+  return stack(std::vector<Var<T>>(vars));
+}
+
 // Same elements, new shape
 template <class T>
 Var<T> reshape(const Var<T>& a, const Shape& shape) {
@@ -580,6 +585,7 @@ Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
   template Var<T> slice(const Var<T>&, long, long, long);                       \
   template Var<T> select(const Var<T>&, long);                                  \
   template Var<T> stack(const std::vector<Var<T>>&);                            \
+  template Var<T> stack(std::initializer_list<Var<T>>);                         \
   template Var<T> reshape(const Var<T>&, const Shape&);                         \
   template Var<T> transpose(const Var<T>&);                                     \
   template Var<T> embedding(const Var<T>&, const std::vector<int>&);

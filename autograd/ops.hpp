@@ -54,6 +54,7 @@ template <class T> Var<T> slice(const Var<T>& a, long axis, long begin, long end
 template <class T> Var<T> select(const Var<T>& a, long index);
 // Stacks equal shapes along a new axis 0: T x (m, n) -> (T, m, n).
 template <class T> Var<T> stack(const std::vector<Var<T>>& vars);
+template <class T> Var<T> stack(std::initializer_list<Var<T>> vars);
 template <class T> Var<T> reshape(const Var<T>& a, const Shape& shape);
 // Swaps the two axes of a matrix.
 template <class T> Var<T> transpose(const Var<T>& a);
@@ -120,6 +121,7 @@ Var<T> operator/(S s, const Var<T>& a) { return T(s) / a; }
   extern template Var<T> slice(const Var<T>&, long, long, long);                     \
   extern template Var<T> select(const Var<T>&, long);                                \
   extern template Var<T> stack(const std::vector<Var<T>>&);                          \
+  extern template Var<T> stack(std::initializer_list<Var<T>>);                       \
   extern template Var<T> reshape(const Var<T>&, const Shape&);                       \
   extern template Var<T> transpose(const Var<T>&);                                   \
   extern template Var<T> embedding(const Var<T>&, const std::vector<int>&);

@@ -1,6 +1,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 #include "record.hpp"
 #include "var.hpp"
@@ -37,10 +38,48 @@ T* Slot<T>::grad_buffer(T& beta) {
   return grad.data();
 }
 
+namespace {
+
+// A thread's tape is taken from this pool and given back, emptied, when the thread ends. Tapes
+// are never freed, so a handle that outlives its thread finds a newer generation and reports
+// itself stale instead of reading freed memory.
+template <class T>
+struct TapePool {
+  std::mutex mutex;
+  std::vector<Tape<T>*> free;
+  static TapePool& instance() {
+    static auto* pool = new TapePool;  // never destroyed: thread exits may come after static destruction
+    return *pool;
+  }
+};
+
+template <class T>
+struct ThreadTape {
+  Tape<T>* tape;
+  ThreadTape() {
+    TapePool<T>& pool = TapePool<T>::instance();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    if (pool.free.empty()) {
+      tape = new Tape<T>;
+    } else {
+      tape = pool.free.back();
+      pool.free.pop_back();
+    }
+  }
+  ~ThreadTape() {
+    tape->release();
+    TapePool<T>& pool = TapePool<T>::instance();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    pool.free.push_back(tape);
+  }
+};
+
+}  // namespace
+
 template <class T>
 Tape<T>& Tape<T>::current() {
-  thread_local Tape<T> tape;
-  return tape;
+  thread_local ThreadTape<T> holder;
+  return *holder.tape;
 }
 
 template <class T>

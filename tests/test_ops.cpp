@@ -1,0 +1,331 @@
+// Every op: forward value against a direct xtensor computation, gradient against central
+// finite differences in double, over several shapes including broadcasting and size-1 axes.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+#include <string>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xmanipulation.hpp>
+#include <xtensor/xsort.hpp>
+#include <xtensor/xview.hpp>
+#include <xtensor-blas/xlinalg.hpp>
+
+#include <xtensor/xio.hpp>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+using A = Array<double>;
+using Vars = std::vector<Var<double>>;
+
+namespace {
+
+enum class Domain { any, positive, away_from_zero };
+
+A random_array(const Shape& shape, Domain d, std::mt19937_64& gen) {
+  std::uniform_real_distribution<double> u(-2, 2), pos(0.5, 2.0);
+  A a = A::from_shape(shape);
+  for (double& v : a) {
+    switch (d) {
+      case Domain::any: v = u(gen); break;
+      case Domain::positive: v = pos(gen); break;
+      case Domain::away_from_zero: v = (gen() % 2 ? 1 : -1) * pos(gen); break;
+    }
+  }
+  return a;
+}
+
+// Elementwise |a - b| <= tol·(1 + |b|).
+bool close(const A& a, const A& b, double tol) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(std::abs(a.flat(i) - b.flat(i)) <= tol * (1 + std::abs(b.flat(i))))) return false;
+  return true;
+}
+
+struct OpCase {
+  std::string name;
+  std::vector<Shape> shapes;
+  Domain domain;
+  std::function<Var<double>(const Vars&)> op;
+  std::function<A(const std::vector<A>&)> expected;  // the same computation written with xtensor
+};
+
+void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<OpCase> cases() {
+  std::vector<OpCase> c;
+  auto binary = [&](const std::string& name, auto op, auto ref, Domain d = Domain::any) {
+    const std::vector<std::pair<Shape, Shape>> shapes = {
+        {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{5}, {1}}, {{1}, {2, 3}}, {{}, {2, 2}}};
+    for (const auto& [sa, sb] : shapes)
+      c.push_back({name + "_" + shape_str(sa) + "_" + shape_str(sb), {sa, sb}, d,
+                   [op](const Vars& v) { return op(v[0], v[1]); },
+                   [ref](const std::vector<A>& x) { return A(ref(x[0], x[1])); }});
+  };
+  binary("add", [](auto a, auto b) { return a + b; }, [](const A& a, const A& b) { return A(a + b); });
+  binary("sub", [](auto a, auto b) { return a - b; }, [](const A& a, const A& b) { return A(a - b); });
+  binary("mul", [](auto a, auto b) { return a * b; }, [](const A& a, const A& b) { return A(a * b); });
+  binary("div", [](auto a, auto b) { return a / b; }, [](const A& a, const A& b) { return A(a / b); },
+         Domain::away_from_zero);
+
+  auto unary = [&](const std::string& name, auto op, auto ref, Domain d = Domain::any) {
+    for (const Shape& s : std::vector<Shape>{{3, 4}, {1, 5}, {2, 1, 3}, {7}, {}})
+      c.push_back({name + "_" + shape_str(s), {s}, d, [op](const Vars& v) { return op(v[0]); },
+                   [ref](const std::vector<A>& x) { return A(ref(x[0])); }});
+  };
+  unary("neg", [](auto a) { return -a; }, [](const A& a) { return A(-a); });
+  unary("tanh", [](auto a) { return tanh(a); }, [](const A& a) { return A(xt::tanh(a)); });
+  unary("sigmoid", [](auto a) { return sigmoid(a); }, [](const A& a) { return A(1.0 / (1.0 + xt::exp(-a))); });
+  unary("relu", [](auto a) { return relu(a); }, [](const A& a) { return A(xt::maximum(a, 0.0)); },
+        Domain::away_from_zero);
+  unary("exp", [](auto a) { return exp(a); }, [](const A& a) { return A(xt::exp(a)); });
+  unary("log", [](auto a) { return log(a); }, [](const A& a) { return A(xt::log(a)); }, Domain::positive);
+  unary("square", [](auto a) { return square(a); }, [](const A& a) { return A(a * a); });
+  unary("sqrt", [](auto a) { return sqrt(a); }, [](const A& a) { return A(xt::sqrt(a)); }, Domain::positive);
+  unary("add_scalar", [](auto a) { return a + 1.5; }, [](const A& a) { return A(a + 1.5); });
+  unary("scalar_sub", [](auto a) { return 2 - a; }, [](const A& a) { return A(2.0 - a); });
+  unary("mul_scalar", [](auto a) { return 3.0 * a; }, [](const A& a) { return A(3.0 * a); });
+  unary("div_scalar", [](auto a) { return a / 4; }, [](const A& a) { return A(a / 4.0); });
+  unary("scalar_div", [](auto a) { return 2.0 / a; }, [](const A& a) { return A(2.0 / a); }, Domain::away_from_zero);
+  unary("sum", [](auto a) { return sum(a); }, [](const A& a) { return A(xt::sum(a)); });
+  unary("mean", [](auto a) { return mean(a); }, [](const A& a) { return A(xt::mean(a)); });
+
+  for (auto [m, k, n] : std::vector<std::array<std::size_t, 3>>{{3, 4, 5}, {1, 6, 1}, {4, 1, 3}}) {
+    c.push_back({"matmul_" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n), {{m, k}, {k, n}},
+                 Domain::any, [](const Vars& v) { return matmul(v[0], v[1]); },
+                 [](const std::vector<A>& x) { return A(xt::linalg::dot(x[0], x[1])); }});
+    c.push_back({"matmul_nt_" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
+                 {{m, k}, {n, k}}, Domain::any, [](const Vars& v) { return matmul_nt(v[0], v[1]); },
+                 [](const std::vector<A>& x) { return A(xt::linalg::dot(x[0], xt::transpose(x[1]))); }});
+    c.push_back({"linear_" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
+                 {{m, k}, {n, k}, {n}}, Domain::any, [](const Vars& v) { return linear(v[0], v[1], v[2]); },
+                 [](const std::vector<A>& x) { return A(xt::linalg::dot(x[0], xt::transpose(x[1])) + x[2]); }});
+  }
+  for (long axis : {0L, 1L, -1L}) {
+    const std::string ax = std::to_string(axis);
+    c.push_back({"sum_axis" + ax, {{3, 4}}, Domain::any, [axis](const Vars& v) { return sum(v[0], axis); },
+                 [axis](const std::vector<A>& x) { return A(xt::sum(x[0], {axis < 0 ? 1 : axis})); }});
+    c.push_back({"softmax_axis" + ax, {{3, 4}}, Domain::any, [axis](const Vars& v) { return softmax(v[0], axis); },
+                 [axis](const std::vector<A>& x) {
+                   const std::size_t a = axis < 0 ? 1 : axis;
+                   A e = xt::exp(x[0]);
+                   return A(e / A(xt::sum(e, {a}, xt::keep_dims)));
+                 }});
+    c.push_back({"log_softmax_axis" + ax, {{3, 4}}, Domain::any,
+                 [axis](const Vars& v) { return log_softmax(v[0], axis); },
+                 [axis](const std::vector<A>& x) {
+                   const std::size_t a = axis < 0 ? 1 : axis;
+                   return A(x[0] - xt::log(A(xt::sum(xt::exp(x[0]), {a}, xt::keep_dims))));
+                 }});
+  }
+  c.push_back({"sum_axis1_3d", {{2, 3, 4}}, Domain::any, [](const Vars& v) { return sum(v[0], 1); },
+               [](const std::vector<A>& x) { return A(xt::sum(x[0], {1})); }});
+  c.push_back({"softmax_3d_axis1", {{2, 3, 2}}, Domain::any, [](const Vars& v) { return softmax(v[0], 1); },
+               [](const std::vector<A>& x) {
+                 A e = xt::exp(x[0]);
+                 return A(e / A(xt::sum(e, {1}, xt::keep_dims)));
+               }});
+  c.push_back({"concat_axis0", {{2, 3}, {1, 3}, {3, 3}}, Domain::any,
+               [](const Vars& v) { return concat(v, 0); },
+               [](const std::vector<A>& x) { return A(xt::concatenate(xt::xtuple(x[0], x[1], x[2]), 0)); }});
+  c.push_back({"concat_axis1_braced", {{2, 3}, {2, 1}}, Domain::any,
+               [](const Vars& v) { return concat({v[0], v[1]}, 1); },
+               [](const std::vector<A>& x) { return A(xt::concatenate(xt::xtuple(x[0], x[1]), 1)); }});
+  c.push_back({"concat_3d_axis2", {{2, 2, 1}, {2, 2, 3}}, Domain::any, [](const Vars& v) { return concat(v, -1); },
+               [](const std::vector<A>& x) { return A(xt::concatenate(xt::xtuple(x[0], x[1]), 2)); }});
+  c.push_back({"slice_axis1", {{3, 5}}, Domain::any, [](const Vars& v) { return slice(v[0], 1, 1, 4); },
+               [](const std::vector<A>& x) { return A(xt::view(x[0], xt::all(), xt::range(1, 4))); }});
+  c.push_back({"slice_axis0_3d", {{4, 2, 3}}, Domain::any, [](const Vars& v) { return slice(v[0], 0, 2, 3); },
+               [](const std::vector<A>& x) { return A(xt::view(x[0], xt::range(2, 3))); }});
+  c.push_back({"select", {{4, 2, 3}}, Domain::any, [](const Vars& v) { return select(v[0], 2); },
+               [](const std::vector<A>& x) { return A(xt::view(x[0], 2)); }});
+  c.push_back({"stack", {{2, 3}, {2, 3}}, Domain::any, [](const Vars& v) { return stack(v); },
+               [](const std::vector<A>& x) {
+                 A r = A::from_shape({2, 2, 3});
+                 xt::view(r, 0) = x[0];
+                 xt::view(r, 1) = x[1];
+                 return r;
+               }});
+  c.push_back({"reshape", {{2, 6}}, Domain::any, [](const Vars& v) { return reshape(v[0], {3, 2, 2}); },
+               [](const std::vector<A>& x) { return A(xt::reshape_view(x[0], {3, 2, 2})); }});
+  c.push_back({"transpose", {{2, 5}}, Domain::any, [](const Vars& v) { return transpose(v[0]); },
+               [](const std::vector<A>& x) { return A(xt::transpose(x[0])); }});
+  c.push_back({"embedding_repeated_ids", {{5, 3}}, Domain::any,
+               [](const Vars& v) { return embedding(v[0], {4, 0, 4, 2}); },
+               [](const std::vector<A>& x) { return A(xt::view(x[0], xt::keep(4, 0, 4, 2), xt::all())); }});
+  c.push_back({"cross_entropy", {{4, 5}}, Domain::any,
+               [](const Vars& v) { return cross_entropy(v[0], {1, 0, 4, 4}); },
+               [](const std::vector<A>& x) {
+                 A ls = x[0] - xt::log(A(xt::sum(xt::exp(x[0]), {1}, xt::keep_dims)));
+                 return A(-(ls(0, 1) + ls(1, 0) + ls(2, 4) + ls(3, 4)) / 4.0);
+               }});
+  c.push_back({"binary_cross_entropy", {{3, 4}, {3, 4}}, Domain::any,
+               [](const Vars& v) { return binary_cross_entropy(sigmoid(v[0]), sigmoid(v[1])); },
+               [](const std::vector<A>& x) {
+                 A p = 1.0 / (1.0 + xt::exp(-x[0])), t = 1.0 / (1.0 + xt::exp(-x[1]));
+                 return A(-xt::mean(t * xt::log(p) + (1.0 - t) * xt::log(1.0 - p)));
+               }});
+  c.push_back({"mse_loss", {{3, 4}, {3, 4}}, Domain::any, [](const Vars& v) { return mse_loss(v[0], v[1]); },
+               [](const std::vector<A>& x) { return A(xt::mean(xt::square(x[0] - x[1]))); }});
+  // A composition that reuses one input: gradients from both uses add up.
+  c.push_back({"reuse_x_times_x_plus_tanh_x", {{2, 3}}, Domain::any,
+               [](const Vars& v) { return v[0] * v[0] + tanh(v[0]); },
+               [](const std::vector<A>& x) { return A(x[0] * x[0] + xt::tanh(x[0])); }});
+  return c;
+}
+
+class OpTest : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(OpTest, ForwardMatchesXtensor) {
+  const OpCase& c = GetParam();
+  std::mt19937_64 gen(7);
+  std::vector<A> xs;
+  Vars vars;
+  for (const Shape& s : c.shapes) {
+    xs.push_back(random_array(s, c.domain, gen));
+    vars.push_back(constant(xs.back()));
+  }
+  const A got = c.op(vars).value();
+  const A want = c.expected(xs);
+  ASSERT_EQ(Shape(got.shape().begin(), got.shape().end()), Shape(want.shape().begin(), want.shape().end()))
+      << c.name;
+  EXPECT_TRUE(close(got, want, 1e-12)) << c.name << ": max difference " << xt::amax(xt::abs(got - want))() << "\n got " << got << "\n expected " << want;
+  clear_tape();
+}
+
+TEST_P(OpTest, GradientMatchesFiniteDifferences) {
+  const OpCase& c = GetParam();
+  std::mt19937_64 gen(11);
+  std::vector<A> xs;
+  for (const Shape& s : c.shapes) xs.push_back(random_array(s, c.domain, gen));
+  // A random weighting of the output makes every output element's gradient matter.
+  Shape out_shape;
+  {
+    Vars probe;
+    for (const A& x : xs) probe.push_back(constant(x));
+    const auto& s = c.op(probe).shape();
+    out_shape.assign(s.begin(), s.end());
+  }
+  const A weights = random_array(out_shape, Domain::any, gen);
+  auto f = [&](const Vars& v) { return sum(c.op(v) * constant(weights)); };
+  const GradcheckResult r = gradcheck(f, xs);
+  EXPECT_TRUE(r.ok) << c.name << ": " << r.report();
+  EXPECT_LT(r.error, 1e-7) << c.name;
+  clear_tape();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, OpTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& info) {
+                           std::string n;
+                           for (char ch : info.param.name) n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return n;
+                         });
+
+// Float gives the same forward values as double, to float precision.
+TEST(Ops, FloatMatchesDouble) {
+  std::mt19937_64 gen(3);
+  A x = random_array({4, 6}, Domain::any, gen), w = random_array({5, 6}, Domain::any, gen);
+  A b = random_array({5}, Domain::any, gen);
+  auto yd = tanh(linear(constant(x), constant(w), constant(b))).value();
+  Array<float> xf = xt::cast<float>(x), wf = xt::cast<float>(w), bf = xt::cast<float>(b);
+  auto yf = tanh(linear(constant(xf), constant(wf), constant(bf))).value();
+  EXPECT_TRUE(close(xt::cast<double>(yf), yd, 1e-5));
+  clear_tape();
+}
+
+TEST(CrossEntropy, StableForLogitsOfMagnitude1e4) {
+  A logits = {{1e4, -1e4, 0.0}, {-1e4, 1e4, 5e3}};
+  auto x = param(logits);
+  auto loss = cross_entropy(x, {0, 2});
+  // Row 0: the target holds all the mass (loss 0). Row 1: 1e4 - 5e3 = 5e3 nats.
+  EXPECT_NEAR(loss.value().flat(0), 5e3 / 2, 1e-9);
+  loss.backward();
+  for (double g : x.grad()) EXPECT_TRUE(std::isfinite(g));
+  EXPECT_NEAR(x.grad()(1, 1), 0.5, 1e-12);
+  EXPECT_NEAR(x.grad()(1, 2), -0.5, 1e-12);
+  Array<float> lf = xt::cast<float>(logits);
+  auto lossf = cross_entropy(param(lf), {0, 2});
+  EXPECT_NEAR(lossf.value().flat(0), 2500.0f, 1e-2);
+  clear_tape();
+}
+
+// ------------------------------------------------------------------ errors
+
+template <class F>
+void expect_error_with(F f, const std::vector<std::string>& words) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const Error& e) {
+    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what() << " lacks " << w;
+  }
+}
+
+TEST(OpErrors, MismatchedShapesNameTheOpAndBothShapes) {
+  auto a = constant<double>(xt::zeros<double>({2, 3})), b = constant<double>(xt::zeros<double>({4, 3}));
+  EXPECT_THROW(a + b, ShapeError);
+  expect_error_with([&] { a + b; }, {"add", "(2, 3)", "(4, 3)"});
+  expect_error_with([&] { a * b; }, {"mul", "(2, 3)", "(4, 3)"});
+  expect_error_with([&] { a - b; }, {"sub"});
+  expect_error_with([&] { a / b; }, {"div"});
+  expect_error_with([&] { matmul(a, b); }, {"matmul", "inner dimensions", "(2, 3)", "(4, 3)"});
+  expect_error_with([&] { matmul_nt(a, constant<double>(xt::zeros<double>({4, 2}))); }, {"matmul_nt", "(4, 2)"});
+  expect_error_with([&] { linear(a, b, constant<double>(xt::zeros<double>({3}))); }, {"linear", "bias", "(3,)"});
+  expect_error_with([&] { matmul(constant<double>(xt::zeros<double>({3})), a); }, {"matmul", "matrix", "(3,)"});
+  expect_error_with([&] { concat({a, constant<double>(xt::zeros<double>({2, 2}))}, 0); }, {"concat", "(2, 2)"});
+  expect_error_with([&] { stack({a, b}); }, {"stack", "(4, 3)"});
+  expect_error_with([&] { reshape(a, {4, 2}); }, {"reshape", "(2, 3)", "(4, 2)"});
+  expect_error_with([&] { transpose(constant<double>(xt::zeros<double>({2, 2, 2}))); }, {"transpose", "(2, 2, 2)"});
+  expect_error_with([&] { mse_loss(a, b); }, {"mse_loss", "(2, 3)", "(4, 3)"});
+  expect_error_with([&] { binary_cross_entropy(a, b); }, {"binary_cross_entropy"});
+  expect_error_with([&] { cross_entropy(a, {0}); }, {"cross_entropy", "1 targets", "(2, 3)"});
+  expect_error_with([&] { embedding(constant<double>(xt::zeros<double>({3})), {0}); }, {"embedding", "(3,)"});
+}
+
+TEST(OpErrors, IndicesAndAxesOutOfRange) {
+  auto a = constant<double>(xt::zeros<double>({2, 3}));
+  expect_error_with([&] { sum(a, 2); }, {"sum", "axis 2", "(2, 3)"});
+  expect_error_with([&] { sum(a, -3); }, {"sum", "axis -3"});
+  expect_error_with([&] { softmax(a, 5); }, {"softmax", "axis 5"});
+  expect_error_with([&] { log_softmax(a, 2); }, {"log_softmax", "axis 2"});
+  expect_error_with([&] { concat({a, a}, 3); }, {"concat", "axis 3"});
+  expect_error_with([&] { slice(a, 1, 2, 5); }, {"slice", "[2, 5)", "(2, 3)"});
+  expect_error_with([&] { slice(a, 1, 2, 2); }, {"slice", "[2, 2)"});
+  expect_error_with([&] { select(a, 2); }, {"select", "index 2", "(2, 3)"});
+  expect_error_with([&] { embedding(a, {0, 2}); }, {"embedding", "id 2", "2 rows"});
+  expect_error_with([&] { cross_entropy(a, {0, 3}); }, {"cross_entropy", "class id 3", "row 1", "3 classes"});
+  expect_error_with([&] { cross_entropy(a, {-1, 0}); }, {"class id -1"});
+  EXPECT_THROW(sum(a, 2), IndexError);
+}
+
+TEST(OpErrors, EmptyTensorsWhereNotAllowed) {
+  auto e = constant<double>(xt::zeros<double>({0, 3}));
+  expect_error_with([&] { mean(e); }, {"mean", "empty", "(0, 3)"});
+  expect_error_with([&] { matmul(e, constant<double>(xt::zeros<double>({3, 2}))); }, {"matmul", "empty"});
+  expect_error_with([&] { softmax(e, 1); }, {"softmax", "empty"});
+  expect_error_with([&] { cross_entropy(e, {}); }, {"cross_entropy", "empty"});
+  expect_error_with([&] { mse_loss(e, e); }, {"mse_loss", "empty"});
+  expect_error_with([&] { concat(std::vector<Var<double>>{}, 0); }, {"concat", "no inputs"});
+  EXPECT_THROW(mean(e), ValueError);
+}
+
+TEST(OpErrors, ProbabilitiesOutsideUnitInterval) {
+  auto p = constant<double>(A{0.5, 1.5}), t = constant<double>(A{0.0, 1.0});
+  expect_error_with([&] { binary_cross_entropy(p, t); }, {"binary_cross_entropy", "[0, 1]", "1.5"});
+}
+
+TEST(OpErrors, AFailedOpLeavesTheTapeUnchanged) {
+  clear_tape();
+  auto a = param<double>(xt::ones<double>({2, 3}));
+  auto y = a * 2.0;
+  const std::size_t before = Tape<double>::current().size();
+  EXPECT_THROW(matmul(y, y), ShapeError);
+  EXPECT_THROW(sum(y, 4), IndexError);
+  EXPECT_EQ(Tape<double>::current().size(), before);
+  clear_tape();
+}
+
+}  // namespace

@@ -1,0 +1,240 @@
+// The tape and Var: accumulation, no-grad, detach, memory reuse, stale handles, anomaly
+// detection, graph export, per-thread tapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+using A = Array<double>;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& w) { return s.find(w) != std::string::npos; }
+
+template <class E, class F>
+std::string message_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+class TapeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { clear_tape(); }
+  void TearDown() override { clear_tape(); }
+};
+
+TEST_F(TapeTest, ParameterGradientsAccumulateAcrossBackwardPasses) {
+  auto w = param(A{1.0, 2.0, 3.0});
+  sum(w * w).backward();  // d/dw = 2w
+  EXPECT_EQ(w.grad(), (A{2.0, 4.0, 6.0}));
+  clear_tape();
+  sum(w * 3.0).backward();  // adds 3
+  EXPECT_EQ(w.grad(), (A{5.0, 7.0, 9.0}));
+  w.zero_grad();
+  EXPECT_EQ(w.grad(), (A{0.0, 0.0, 0.0}));
+}
+
+TEST_F(TapeTest, BackwardTwiceOnOneGraphAddsTwiceToParametersOnly) {
+  auto w = param(A{1.0, -1.0});
+  auto h = tanh(w);
+  auto loss = sum(h * 2.0);
+  loss.backward();
+  const A first_w = w.grad();
+  const A first_h = h.grad();
+  loss.backward();
+  EXPECT_TRUE(xt::all(xt::equal(w.grad(), 2.0 * first_w)));
+  EXPECT_TRUE(xt::all(xt::equal(h.grad(), first_h)));  // intermediate gradients are per sweep
+}
+
+TEST_F(TapeTest, NoGradGuardRecordsNothing) {
+  auto w = param(A{0.5, 1.5});
+  const std::size_t before = Tape<double>::current().size();
+  Var<double> y;
+  {
+    NoGradGuard no_grad;
+    EXPECT_FALSE(grad_enabled());
+    y = tanh(w * 2.0) + w;
+  }
+  EXPECT_TRUE(grad_enabled());
+  EXPECT_EQ(Tape<double>::current().size(), before);
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_NEAR(y.value()(1), std::tanh(3.0) + 1.5, 1e-15);
+  clear_tape();
+  EXPECT_NEAR(y.value()(0), std::tanh(1.0) + 0.5, 1e-15);  // outlives the tape
+}
+
+TEST_F(TapeTest, DetachStopsGradientAndSurvivesClear) {
+  auto w = param(A{2.0});
+  auto h = w * w;
+  auto d = h.detach();
+  EXPECT_FALSE(d.requires_grad());
+  auto loss = sum(h + d * w);  // d/dw = 2w + d = 4 + 4
+  loss.backward();
+  EXPECT_DOUBLE_EQ(w.grad()(0), 8.0);
+  clear_tape();
+  EXPECT_DOUBLE_EQ(d.value()(0), 4.0);  // truncated BPTT carries state this way
+  EXPECT_THROW(h.value(), StaleHandleError);
+}
+
+TEST_F(TapeTest, StaleHandleThrowsInsteadOfReadingFreedMemory) {
+  auto w = param(A{1.0, 2.0});
+  auto y = w * 2.0;
+  clear_tape();
+  auto z = w * 5.0;  // reuses y's node storage
+  const std::string msg = message_of<StaleHandleError>([&] { y.value(); });
+  EXPECT_TRUE(contains(msg, "stale")) << msg;
+  EXPECT_TRUE(contains(msg, "detach")) << msg;
+  EXPECT_THROW(y + z, StaleHandleError);
+  EXPECT_THROW(y.backward(), StaleHandleError);
+  EXPECT_THROW(Var<double>().value(), StaleHandleError);
+  EXPECT_EQ(z.value(), (A{5.0, 10.0}));
+}
+
+TEST_F(TapeTest, BackwardOnNonScalarThrowsWithShape) {
+  auto w = param(A{{1.0, 2.0}, {3.0, 4.0}});
+  auto y = w * 2.0;
+  const std::string msg = message_of<ValueError>([&] { y.backward(); });
+  EXPECT_TRUE(contains(msg, "backward")) << msg;
+  EXPECT_TRUE(contains(msg, "(2, 2)")) << msg;
+  EXPECT_EQ(w.grad(), (A{{0.0, 0.0}, {0.0, 0.0}}));
+  auto c = sum(constant(A{1.0}) * 2.0);
+  EXPECT_TRUE(contains(message_of<ValueError>([&] { c.backward(); }), "does not depend on any parameter"));
+}
+
+TEST_F(TapeTest, SetValueChecksShape) {
+  auto w = param(A{{1.0, 2.0}});
+  w.set_value(A{{5.0, 6.0}});
+  EXPECT_EQ(w.value(), (A{{5.0, 6.0}}));
+  const std::string msg = message_of<ShapeError>([&] { w.set_value(A{1.0, 2.0, 3.0}); });
+  EXPECT_TRUE(contains(msg, "(3,)") && contains(msg, "(1, 2)")) << msg;
+  EXPECT_EQ(w.value(), (A{{5.0, 6.0}}));
+  EXPECT_THROW(constant(A{1.0}).set_value(A{2.0}), ValueError);
+}
+
+// A training step on a fixed-shape graph: after the first step the tape allocates nothing
+// more, however many steps follow.
+TEST_F(TapeTest, ThousandStepsDoNotGrowTheTape) {
+  auto W = param<float>(xt::ones<float>({8, 4}) * 0.1f);
+  auto b = param<float>(xt::zeros<float>({8}));
+  Array<float> x = xt::ones<float>({3, 4});
+  auto step = [&] {
+    Var<float> a = constant<float>(xt::zeros<float>({3, 8}));
+    for (int t = 0; t < 5; ++t) a = tanh(linear(constant(x), W, b) + a);
+    auto loss = cross_entropy(a, {0, 1, 2});
+    loss.backward();
+    for (auto& p : {W, b}) {
+      p.mutable_value() -= 0.01f * p.grad();
+      p.zero_grad();
+    }
+    clear_tape();
+  };
+  step();
+  const std::size_t bytes = Tape<float>::current().memory_bytes();
+  EXPECT_GT(bytes, 0u);
+  for (int i = 0; i < 1000; ++i) step();
+  EXPECT_EQ(Tape<float>::current().memory_bytes(), bytes);
+  Tape<float>::current().release();
+  EXPECT_LT(Tape<float>::current().memory_bytes(), bytes);
+}
+
+TEST_F(TapeTest, TapeKeepsParametersItUsesAlive) {
+  Var<double> loss;
+  std::weak_ptr<Leaf<double>> watch;
+  {
+    auto w = param(A{3.0});
+    watch = w.leaf();
+    loss = sum(w * w);
+  }
+  EXPECT_FALSE(watch.expired());
+  loss.backward();
+  EXPECT_DOUBLE_EQ(watch.lock()->grad(0), 6.0);
+  clear_tape();
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST_F(TapeTest, AnomalyModeNamesTheOpAndPosition) {
+  auto w = param(A{-1.0, 4.0});
+  {
+    DetectAnomaly guard;
+    auto y = w * 1.0;
+    const std::string msg = message_of<AnomalyError>([&] { log(y); });
+    EXPECT_TRUE(contains(msg, "log")) << msg;
+    EXPECT_TRUE(contains(msg, "tape position 1")) << msg;
+    EXPECT_TRUE(contains(msg, "forward")) << msg;
+    EXPECT_TRUE(contains(msg, "(2,)")) << msg;
+  }
+  clear_tape();
+  {
+    // sqrt(0) is finite forward but its gradient is infinite.
+    DetectAnomaly guard;
+    auto z = param(A{0.0, 1.0});
+    auto loss = sum(sqrt(z));
+    const std::string msg = message_of<AnomalyError>([&] { loss.backward(); });
+    EXPECT_TRUE(contains(msg, "sqrt")) << msg;
+    EXPECT_TRUE(contains(msg, "gradient")) << msg;
+  }
+  // Off by default: NaN flows silently.
+  clear_tape();
+  EXPECT_FALSE(anomaly_enabled());
+  EXPECT_TRUE(std::isnan(log(w).value()(0)));
+}
+
+TEST_F(TapeTest, DotExportShowsOpsShapesAndParameters) {
+  auto W = param(A{{1.0, 2.0}, {3.0, 4.0}});
+  auto x = constant(A{{1.0, 1.0}});
+  auto unused = x * 3.0;
+  auto loss = sum(tanh(matmul(x, W)));
+  const std::string dot = to_dot(loss, {{"W", W}});
+  EXPECT_TRUE(contains(dot, "digraph")) << dot;
+  EXPECT_TRUE(contains(dot, "matmul")) << dot;
+  EXPECT_TRUE(contains(dot, "tanh")) << dot;
+  EXPECT_TRUE(contains(dot, "sum")) << dot;
+  EXPECT_TRUE(contains(dot, "W\\n(2, 2)")) << dot;
+  EXPECT_TRUE(contains(dot, "lightblue")) << dot;
+  EXPECT_FALSE(contains(dot, "affine")) << dot;  // `unused` is not on the path to loss
+}
+
+TEST_F(TapeTest, GradcheckReportsTheWorstElement) {
+  // A deliberately wrong "gradient": f uses detach on half of the expression.
+  auto f = [](const std::vector<Var<double>>& v) { return sum(v[0] * v[0].detach()); };
+  const GradcheckResult r = gradcheck(f, {A{0.1, 3.0}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.index, 1u);  // analytic 3 against numeric 6; element 0 is off by only 0.1
+  EXPECT_NEAR(r.analytic, 3.0, 1e-12);
+  EXPECT_NEAR(r.numeric, 6.0, 1e-6);
+  EXPECT_TRUE(contains(r.report(), "FAILED"));
+}
+
+TEST_F(TapeTest, EachThreadRecordsOnItsOwnTape) {
+  auto train = [](double start) {
+    auto w = param(A{start});
+    for (int i = 0; i < 200; ++i) {
+      auto loss = sum(square(w - 1.0));
+      loss.backward();
+      w.mutable_value() -= 0.1 * w.grad();
+      w.zero_grad();
+      clear_tape();
+    }
+    return w.value()(0);
+  };
+  const double alone_a = train(5.0), alone_b = train(-3.0);
+  double a = 0, b = 0;
+  std::thread ta([&] { a = train(5.0); }), tb([&] { b = train(-3.0); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a, alone_a);
+  EXPECT_EQ(b, alone_b);
+  // A handle from another thread's tape is refused.
+  Var<double> foreign;
+  std::thread([&] { foreign = param(A{1.0}) * 2.0; }).join();
+  EXPECT_THROW(foreign + foreign, StaleHandleError);  // its thread and tape are gone
+}
+
+}  // namespace
