@@ -14,6 +14,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "testing.hpp"
+
 #include "tiny_rnn.hpp"
 
 using namespace xgrad;
@@ -22,17 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& w) { return s.find(w) != std::string::npos; }
-
-template <class E, class F>
-std::string message_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "no exception";
-}
+using xgrad::testing::contains;
+using xgrad::testing::message_of;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

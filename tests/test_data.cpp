@@ -9,13 +9,14 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "testing.hpp"
+
 using namespace xgrad;
 using namespace xgrad::data;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& w) { return s.find(w) != std::string::npos; }
-
+using xgrad::testing::contains;
 template <class F>
 std::string data_error(F f) {
   try {

@@ -8,6 +8,8 @@
 #include <xtensor/xadapt.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "testing.hpp"
+
 #include "tiny_rnn.hpp"
 
 using namespace xgrad;
@@ -15,17 +17,8 @@ using A = Array<double>;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& w) { return s.find(w) != std::string::npos; }
-
-template <class E, class F>
-std::string message_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "no exception";
-}
+using xgrad::testing::contains;
+using xgrad::testing::message_of;
 
 class OptimTest : public ::testing::Test {
  protected:
@@ -219,7 +212,7 @@ TEST_F(OptimTest, RMSpropMatchesTheScalarRule) {
           p -= lr * g / d;
         }
       });
-      SCOPED_TRACE(testing::Message() << "centered " << centered << " momentum " << mu);
+      SCOPED_TRACE(::testing::Message() << "centered " << centered << " momentum " << mu);
       expect_close(got, want);
     }
 }
@@ -250,7 +243,7 @@ TEST_F(OptimTest, AdamAndAdamWMatchTheScalarRule) {
         const double vhat = (amsgrad ? s.vmax : s.v) / (1 - std::pow(b2, t));
         p -= lr * mhat / (std::sqrt(vhat) + eps);
       });
-      SCOPED_TRACE(testing::Message() << "decoupled " << decoupled << " amsgrad " << amsgrad);
+      SCOPED_TRACE(::testing::Message() << "decoupled " << decoupled << " amsgrad " << amsgrad);
       expect_close(got, want);
     }
 }

@@ -7,22 +7,15 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "testing.hpp"
+
 using namespace xgrad;
 using A = Array<double>;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& w) { return s.find(w) != std::string::npos; }
-
-template <class E, class F>
-std::string message_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "no exception";
-}
+using xgrad::testing::contains;
+using xgrad::testing::message_of;
 
 class TapeTest : public ::testing::Test {
  protected:

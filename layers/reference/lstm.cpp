@@ -8,25 +8,17 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
-#include "../../autograd/errors.hpp"
+#include "common.hpp"
 
 namespace xgrad::reference {
 
 using xt::linalg::dot;
 
+using detail::require_shape;
+using detail::row_sums;
+using detail::sh;
+
 namespace {
-
-template <class T>
-std::string sh(const Array<T>& a) {
-  return shape_str(a.shape());
-}
-
-template <class T>
-void require_shape(const char* fn, const char* what, const Array<T>& a, std::size_t rows, std::size_t cols) {
-  if (a.dimension() != 2 || a.shape()[0] != rows || a.shape()[1] != cols)
-    throw ShapeError(std::string(fn) + ": " + what + " has shape " + sh(a) + ", expected (" + std::to_string(rows) +
-                     ", " + std::to_string(cols) + ")");
-}
 
 // Checks every parameter against Wf (n_a, n_a + n_x) and Wy (n_y, n_a); returns n_a.
 template <class T>
@@ -52,13 +44,6 @@ Array<T> sigmoid(const Array<T>& z) {
 template <class T>
 Array<T> tr(const Array<T>& a) {
   return xt::transpose(a);
-}
-
-template <class T>
-Array<T> row_sums(const Array<T>& a) {
-  Array<T> s = xt::sum(a, {1}, xt::evaluation_strategy::immediate);
-  s.reshape({a.shape()[0], std::size_t(1)});
-  return s;
 }
 
 // Rows [g·n, (g+1)·n) of a.

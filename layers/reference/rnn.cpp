@@ -7,25 +7,17 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
-#include "../../autograd/errors.hpp"
+#include "common.hpp"
 
 namespace xgrad::reference {
 
 using xt::linalg::dot;
 
+using detail::require_shape;
+using detail::row_sums;
+using detail::sh;
+
 namespace {
-
-template <class T>
-std::string sh(const Array<T>& a) {
-  return shape_str(a.shape());
-}
-
-template <class T>
-void require_shape(const char* fn, const char* what, const Array<T>& a, std::size_t rows, std::size_t cols) {
-  if (a.dimension() != 2 || a.shape()[0] != rows || a.shape()[1] != cols)
-    throw ShapeError(std::string(fn) + ": " + what + " has shape " + sh(a) + ", expected (" + std::to_string(rows) +
-                     ", " + std::to_string(cols) + ")");
-}
 
 template <class T>
 void require_params(const char* fn, const RNNParams<T>& p) {
@@ -36,14 +28,6 @@ void require_params(const char* fn, const RNNParams<T>& p) {
   require_shape(fn, "Wya", p.Wya, n_y, n_a);
   require_shape(fn, "ba", p.ba, n_a, 1);
   require_shape(fn, "by", p.by, n_y, 1);
-}
-
-// Σ over columns, kept as a column: (rows, m) -> (rows, 1).
-template <class T>
-Array<T> row_sums(const Array<T>& a) {
-  Array<T> s = xt::sum(a, {1}, xt::evaluation_strategy::immediate);
-  s.reshape({a.shape()[0], std::size_t(1)});
-  return s;
 }
 
 }  // namespace
