@@ -18,6 +18,8 @@
 namespace xgrad {
 
 using detail::add_grad;
+using detail::add_grad_copy;
+using detail::add_grad_each;
 using detail::grad_ref;
 using detail::OpRecord;
 
@@ -71,10 +73,51 @@ xt::xstrided_slice_vector axis_range(std::size_t dim, std::size_t axis, std::siz
   return sv;
 }
 
+// A row-major array seen along `axis`: `outer` rows of `row` = len·inner elements.
+struct Blocks {
+  std::size_t outer = 1, inner = 1, row = 1;
+};
+template <class S>
+Blocks blocks(const S& shape, std::size_t axis) {
+  Blocks b;
+  for (std::size_t d = 0; d < axis; ++d) b.outer *= shape[d];
+  for (std::size_t d = axis + 1; d < shape.size(); ++d) b.inner *= shape[d];
+  b.row = shape[axis] * b.inner;
+  return b;
+}
+
 // Contiguous add: dst[0..n) += src[0..n).
 template <class T>
 void add_into(T* dst, const T* src, std::size_t n) {
   for (std::size_t k = 0; k < n; ++k) dst[k] += src[k];
+}
+
+// y = f(a[k], b[k]) in one pass when a and b have one shape (the common case), else through
+// xtensor's broadcasting expression e.
+template <class T, class F, class E>
+void elementwise(Array<T>& y, const Var<T>& a, const Var<T>& b, F f, E&& e) {
+  if (detail::shapes_equal(a.shape(), b.shape())) {
+    y.resize(a.shape());
+    const T* pa = a.value().data();
+    const T* pb = b.value().data();
+    T* py = y.data();
+    const std::size_t n = y.size();
+    for (std::size_t k = 0; k < n; ++k) py[k] = f(pa[k], pb[k]);
+  } else {
+    xt::noalias(y) = std::forward<E>(e);
+  }
+}
+
+// in.grad (+)= f(k) over the output's elements when `in` was not broadcast (same element count),
+// else the expression e summed back to in's shape.
+template <class T, class F, class E>
+void grad_each_or(Node<T>& n, std::size_t i, F f, E&& e) {
+  Slot<T>& in = n.in(i);
+  if (!in.requires_grad) return;
+  if (in.value.size() == n.value.size())
+    add_grad_each(in, n.value.size(), f);
+  else
+    add_grad(in, std::forward<E>(e));
 }
 
 }  // namespace
@@ -86,10 +129,11 @@ template <class T>
 Var<T> add(const Var<T>& a, const Var<T>& b) {
   check_broadcast("add", a, b);
   OpRecord<T> r("add", {&a, &b});
-  xt::noalias(r.value()) = a.value() + b.value();
+  elementwise(r.value(), a, b, [](T x, T y) { return x + y; }, a.value() + b.value());
   return r.finish([](Node<T>& n) {
-    add_grad(n.in(0), n.grad);
-    add_grad(n.in(1), n.grad);
+    const T* g = n.grad.data();
+    grad_each_or(n, 0, [g](std::size_t k) { return g[k]; }, n.grad);
+    grad_each_or(n, 1, [g](std::size_t k) { return g[k]; }, n.grad);
   });
 }
 
@@ -98,10 +142,11 @@ template <class T>
 Var<T> sub(const Var<T>& a, const Var<T>& b) {
   check_broadcast("sub", a, b);
   OpRecord<T> r("sub", {&a, &b});
-  xt::noalias(r.value()) = a.value() - b.value();
+  elementwise(r.value(), a, b, [](T x, T y) { return x - y; }, a.value() - b.value());
   return r.finish([](Node<T>& n) {
-    add_grad(n.in(0), n.grad);
-    add_grad(n.in(1), -n.grad);
+    const T* g = n.grad.data();
+    grad_each_or(n, 0, [g](std::size_t k) { return g[k]; }, n.grad);
+    grad_each_or(n, 1, [g](std::size_t k) { return -g[k]; }, -n.grad);
   });
 }
 
@@ -110,8 +155,16 @@ template <class T>
 Var<T> mul(const Var<T>& a, const Var<T>& b) {
   check_broadcast("mul", a, b);
   OpRecord<T> r("mul", {&a, &b});
-  xt::noalias(r.value()) = a.value() * b.value();
+  elementwise(r.value(), a, b, [](T x, T y) { return x * y; }, a.value() * b.value());
   return r.finish([](Node<T>& n) {
+    const T* g = n.grad.data();
+    if (n.in(0).value.size() == n.value.size() && n.in(1).value.size() == n.value.size()) {
+      const T* va = n.in(0).value.data();
+      const T* vb = n.in(1).value.data();
+      add_grad_each(n.in(0), n.value.size(), [g, vb](std::size_t k) { return g[k] * vb[k]; });
+      add_grad_each(n.in(1), n.value.size(), [g, va](std::size_t k) { return g[k] * va[k]; });
+      return;
+    }
     add_grad(n.in(0), n.grad * n.in(1).value);
     add_grad(n.in(1), n.grad * n.in(0).value);
   });
@@ -143,7 +196,11 @@ Var<T> affine(const Var<T>& a, T alpha, T beta) {
   OpRecord<T> r("affine", {&a});
   xt::noalias(r.value()) = alpha * a.value() + beta;
   if (r.node()) r.node()->scalar = alpha;
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.scalar * n.grad); });
+  return r.finish([](Node<T>& n) {
+    const T* g = n.grad.data();
+    const T alpha = n.scalar;
+    add_grad_each(n.in(0), n.value.size(), [g, alpha](std::size_t k) { return alpha * g[k]; });
+  });
 }
 
 // y = s / a; da = -g ∘ y / a
@@ -161,7 +218,11 @@ template <class T>
 Var<T> tanh(const Var<T>& a) {
   OpRecord<T> r("tanh", {&a});
   xt::noalias(r.value()) = xt::tanh(a.value());
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), (T(1) - n.value * n.value) * n.grad); });
+  return r.finish([](Node<T>& n) {
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return (T(1) - y[k] * y[k]) * g[k]; });
+  });
 }
 
 // y = 1 / (1 + e^-a); da = y(1 - y) ∘ g
@@ -169,7 +230,11 @@ template <class T>
 Var<T> sigmoid(const Var<T>& a) {
   OpRecord<T> r("sigmoid", {&a});
   xt::noalias(r.value()) = T(1) / (T(1) + xt::exp(-a.value()));
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.value * (T(1) - n.value) * n.grad); });
+  return r.finish([](Node<T>& n) {
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] * (T(1) - y[k]) * g[k]; });
+  });
 }
 
 // y = max(a, 0); da = [a > 0] ∘ g
@@ -178,7 +243,9 @@ Var<T> relu(const Var<T>& a) {
   OpRecord<T> r("relu", {&a});
   xt::noalias(r.value()) = xt::maximum(a.value(), T(0));
   return r.finish([](Node<T>& n) {
-    add_grad(n.in(0), xt::where(n.value > T(0), n.grad, T(0)));
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] > T(0) ? g[k] : T(0); });
   });
 }
 
@@ -187,7 +254,11 @@ template <class T>
 Var<T> exp(const Var<T>& a) {
   OpRecord<T> r("exp", {&a});
   xt::noalias(r.value()) = xt::exp(a.value());
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.value * n.grad); });
+  return r.finish([](Node<T>& n) {
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] * g[k]; });
+  });
 }
 
 // y = ln a; da = g / a
@@ -305,6 +376,91 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
       T* db = grad_ref(B).data();
       const T* g = nd.grad.data();
       for (std::size_t i = 0; i < m; ++i) add_into(db, g + i * n, n);
+    }
+  });
+}
+
+// y = c + a·bᵀ   c (m, n), a (m, k), b (n, k); dc += g, da += g·b, db += gᵀ·a.
+// One GEMM with beta = 1 onto a copy of c: a recurrent step's input projection plus its
+// hidden-state product, without a separate add and its arrays.
+template <class T>
+Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
+  require_matrix("addmm_nt", a, "left operand");
+  require_matrix("addmm_nt", b, "right operand");
+  if (a.shape()[1] != b.shape()[1])
+    throw ShapeError("addmm_nt: inner dimensions differ: " + shape_str(a.shape()) + " x " +
+                     shape_str(b.shape()) + "ᵀ");
+  const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[0];
+  if (c.dim() != 2 || c.shape()[0] != m || c.shape()[1] != n)
+    throw ShapeError("addmm_nt: addend " + shape_str(c.shape()) + " does not fit the product " +
+                     shape_str(a.shape()) + " x " + shape_str(b.shape()) + "ᵀ, expected (" + std::to_string(m) +
+                     ", " + std::to_string(n) + ")");
+  OpRecord<T> r("addmm_nt", {&c, &a, &b});
+  Array<T>& y = r.value();
+  y.resize({m, n});
+  std::copy(c.value().data(), c.value().data() + m * n, y.data());
+  blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(1), y.data());
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& C = nd.in(0);
+    Slot<T>& A = nd.in(1);
+    Slot<T>& B = nd.in(2);
+    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[0];
+    add_grad_copy(C, nd.grad.data());
+    T beta;
+    if (A.requires_grad) {
+      T* da = A.grad_buffer(beta);
+      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
+    }
+    if (B.requires_grad) {
+      T* db = B.grad_buffer(beta);
+      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), A.value.data(), beta, db);
+    }
+  });
+}
+
+// y = x·wᵀ + b for the one-hot rows x = onehot(ids, in): y[i] = w[:, ids[i]] + b, a column
+// gather instead of a product.   w (out, in), b (out) -> (ids.size(), out);
+// dw[:, ids[i]] += g[i], db += Σ_i g[i].
+template <class T>
+Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>& b) {
+  require_matrix("linear_onehot", w, "weight");
+  const std::size_t out = w.shape()[0], in = w.shape()[1];
+  if (b.dim() != 1 || b.shape()[0] != out)
+    throw ShapeError("linear_onehot: bias " + shape_str(b.shape()) + " does not fit weight " + shape_str(w.shape()) +
+                     " (out, in)");
+  if (ids.empty()) throw ValueError("linear_onehot: no ids");
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || static_cast<std::size_t>(ids[i]) >= in)
+      throw IndexError("linear_onehot: id " + std::to_string(ids[i]) + " (position " + std::to_string(i) +
+                       ") outside the weight's " + std::to_string(in) + " input columns, shape " +
+                       shape_str(w.shape()));
+  OpRecord<T> r("linear_onehot", {&w, &b});
+  Array<T>& y = r.value();
+  y.resize({ids.size(), out});
+  const T* pw = w.value().data();
+  const T* pb = b.value().data();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    T* row = y.data() + i * out;
+    const T* col = pw + static_cast<std::size_t>(ids[i]);
+    for (std::size_t o = 0; o < out; ++o) row[o] = col[o * in] + pb[o];
+  }
+  if (r.needs_backward()) r.node()->ids = ids;
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& W = nd.in(0);
+    Slot<T>& B = nd.in(1);
+    const std::size_t out = W.value.shape()[0], in = W.value.shape()[1];
+    const T* g = nd.grad.data();
+    if (W.requires_grad) {
+      T* dw = grad_ref(W).data();
+      for (std::size_t i = 0; i < nd.ids.size(); ++i) {
+        T* col = dw + static_cast<std::size_t>(nd.ids[i]);
+        const T* gi = g + i * out;
+        for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
+      }
+    }
+    if (B.requires_grad) {
+      T* db = grad_ref(B).data();
+      for (std::size_t i = 0; i < nd.ids.size(); ++i) add_into(db, g + i * out, out);
     }
   });
 }
@@ -444,16 +600,25 @@ Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
     throw IndexError("slice: range [" + std::to_string(begin) + ", " + std::to_string(end) + ") along axis " +
                      std::to_string(ax) + " does not fit shape " + shape_str(a.shape()));
   OpRecord<T> r("slice", {&a});
-  const auto sv = axis_range(a.dim(), ax, static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
-  xt::noalias(r.value()) = xt::strided_view(a.value(), sv);
+  Shape s(a.shape().begin(), a.shape().end());
+  s[ax] = static_cast<std::size_t>(end - begin);
+  r.value().resize(s);
+  // Row-major: `outer` blocks of len·inner elements; the slice keeps [begin·inner, end·inner) of each.
+  const Blocks bl = blocks(a.shape(), ax);
+  const std::size_t keep = s[ax] * bl.inner, from = static_cast<std::size_t>(begin) * bl.inner;
+  const T* src = a.value().data();
+  T* dst = r.value().data();
+  for (std::size_t o = 0; o < bl.outer; ++o) std::copy(src + o * bl.row + from, src + o * bl.row + from + keep, dst + o * keep);
   if (r.node()) r.node()->ints.assign({static_cast<long>(ax), begin, end});
   return r.finish([](Node<T>& n) {
     Slot<T>& A = n.in(0);
     if (!A.requires_grad) return;
-    Array<T>& g = grad_ref(A);
-    const auto sv = axis_range(g.dimension(), static_cast<std::size_t>(n.ints[0]),
-                               static_cast<std::size_t>(n.ints[1]), static_cast<std::size_t>(n.ints[2]));
-    xt::strided_view(g, sv) += n.grad;
+    const Blocks bl = blocks(A.value.shape(), static_cast<std::size_t>(n.ints[0]));
+    const std::size_t keep = static_cast<std::size_t>(n.ints[2] - n.ints[1]) * bl.inner,
+                      from = static_cast<std::size_t>(n.ints[1]) * bl.inner;
+    T* g = grad_ref(A).data();
+    const T* src = n.grad.data();
+    for (std::size_t o = 0; o < bl.outer; ++o) add_into(g + o * bl.row + from, src + o * keep, keep);
   });
 }
 
@@ -496,8 +661,7 @@ Var<T> stack(const std::vector<Var<T>>& vars) {
     std::copy(vars[i].value().begin(), vars[i].value().end(), r.value().data() + i * block);
   return r.finish([](Node<T>& n) {
     const std::size_t block = n.value.size() / n.value.shape()[0];
-    for (std::size_t i = 0; i < n.inputs.size(); ++i)
-      if (n.inputs[i]->requires_grad) add_into(grad_ref(*n.inputs[i]).data(), n.grad.data() + i * block, block);
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) add_grad_copy(*n.inputs[i], n.grad.data() + i * block);
   });
 }
 
@@ -517,8 +681,7 @@ Var<T> reshape(const Var<T>& a, const Shape& shape) {
   r.value().resize(shape);
   std::copy(a.value().begin(), a.value().end(), r.value().data());
   return r.finish([](Node<T>& n) {
-    Slot<T>& A = n.in(0);
-    if (A.requires_grad) add_into(grad_ref(A).data(), n.grad.data(), n.grad.size());
+    add_grad_copy(n.in(0), n.grad.data());
   });
 }
 
@@ -575,6 +738,8 @@ Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
   template Var<T> matmul(const Var<T>&, const Var<T>&);                         \
   template Var<T> matmul_nt(const Var<T>&, const Var<T>&);                      \
   template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);          \
+  template Var<T> addmm_nt(const Var<T>&, const Var<T>&, const Var<T>&);        \
+  template Var<T> linear_onehot(const std::vector<int>&, const Var<T>&, const Var<T>&); \
   template Var<T> sum(const Var<T>&);                                           \
   template Var<T> sum(const Var<T>&, long);                                     \
   template Var<T> mean(const Var<T>&);                                          \

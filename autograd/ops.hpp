@@ -37,6 +37,11 @@ template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> matmul_nt(const Var<T>& a, const Var<T>& b);
 // x (m, in), w (out, in), b (out) -> x·wᵀ + b (m, out), one GEMM and a bias row.
 template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b);
+// c (m, n), a (m, k), b (n, k) -> c + a·bᵀ (m, n), one GEMM accumulating onto c.
+template <class T> Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b);
+// linear(x, w, b) for one-hot rows x = onehot(ids, in) without building x: the columns of
+// w (out, in) picked by ids, plus b (out) -> (ids.size(), out).
+template <class T> Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>& b);
 
 // Reductions.
 template <class T> Var<T> sum(const Var<T>& a);                  // scalar (0-d)
@@ -111,6 +116,8 @@ Var<T> operator/(S s, const Var<T>& a) { return T(s) / a; }
   extern template Var<T> matmul(const Var<T>&, const Var<T>&);                       \
   extern template Var<T> matmul_nt(const Var<T>&, const Var<T>&);                    \
   extern template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);        \
+  extern template Var<T> addmm_nt(const Var<T>&, const Var<T>&, const Var<T>&);      \
+  extern template Var<T> linear_onehot(const std::vector<int>&, const Var<T>&, const Var<T>&); \
   extern template Var<T> sum(const Var<T>&);                                         \
   extern template Var<T> sum(const Var<T>&, long);                                   \
   extern template Var<T> mean(const Var<T>&);                                        \

@@ -57,6 +57,29 @@ void add_grad(Slot<T>& s, const E& e) {
   }
 }
 
+// s.grad (+)= f(k) for every element k, when s has the op output's shape (n elements): one pass,
+// no temporary, no zero fill (a fresh buffer is written, not added to).
+template <class T, class F>
+void add_grad_each(Slot<T>& s, std::size_t n, F f) {
+  if (!s.requires_grad) return;
+  T* g;
+  if (s.has_grad) {
+    g = s.grad.data();
+    for (std::size_t k = 0; k < n; ++k) g[k] += f(k);
+  } else {
+    s.grad.resize(s.value.shape());
+    g = s.grad.data();
+    for (std::size_t k = 0; k < n; ++k) g[k] = f(k);
+    s.has_grad = true;
+  }
+}
+
+// s.grad (+)= src, src holding s.value.size() elements.
+template <class T>
+void add_grad_copy(Slot<T>& s, const T* src) {
+  add_grad_each(s, s.value.size(), [src](std::size_t k) { return src[k]; });
+}
+
 [[noreturn]] void throw_anomaly(const char* op, std::size_t position, const char* where,
                                 const std::vector<std::string>& input_shapes);
 

@@ -38,6 +38,12 @@ Var<T> GRUCell<T>::input_projection(const Var<T>& x) const {
   return linear(x, Wx, bx);
 }
 
+// onehot(ids) (N, n_x) -> Wx[:, ids]ᵀ + bx (N, 3·n_a), a gather
+template <class T>
+Var<T> GRUCell<T>::input_projection(const std::vector<int>& ids) const {
+  return linear_onehot(ids, Wx, bx);
+}
+
 template <class T>
 Var<T> GRUCell<T>::step(const Var<T>& px, const Var<T>& a_prev) const {
   const std::size_t n = n_a_;

@@ -28,6 +28,8 @@ class GRUCell : public Module<T> {
   // forward() split in two: input_projection(x) = x·Wxᵀ + bx   x (N, n_x) -> (N, 3·n_a);
   // step(px, a_prev) does the rest   px (m, 3·n_a).
   Var<T> input_projection(const Var<T>& x) const;
+  // The same for one-hot inputs given by their ids (N): the columns of Wx picked by id, plus bx.
+  Var<T> input_projection(const std::vector<int>& ids) const;
   Var<T> step(const Var<T>& px, const Var<T>& a_prev) const;
   Var<T> zero_state(std::size_t m) const;
 

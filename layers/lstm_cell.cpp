@@ -38,6 +38,12 @@ Var<T> LSTMCell<T>::input_projection(const Var<T>& x) const {
   return linear(x, Wx, b);
 }
 
+// onehot(ids) (N, n_x) -> Wx[:, ids]ᵀ + b (N, 4·n_a), a gather
+template <class T>
+Var<T> LSTMCell<T>::input_projection(const std::vector<int>& ids) const {
+  return linear_onehot(ids, Wx, b);
+}
+
 template <class T>
 LSTMState<T> LSTMCell<T>::step(const Var<T>& px, const LSTMState<T>& state) const {
   const std::size_t n = n_a_;
@@ -45,7 +51,7 @@ LSTMState<T> LSTMCell<T>::step(const Var<T>& px, const LSTMState<T>& state) cons
   detail::check_matrix("LSTMCell", "hidden state a_prev", state.a, px.shape()[0], n);
   detail::check_matrix("LSTMCell", "memory cell c_prev", state.c, px.shape()[0], n);
   const long N = static_cast<long>(n);
-  Var<T> gates = px + matmul_nt(state.a, Wa);  // (m, 4·n_a): i, f, c, o
+  Var<T> gates = addmm_nt(px, state.a, Wa);  // px + a_prev·Waᵀ (m, 4·n_a): i, f, c, o
   Var<T> gi = sigmoid(slice(gates, 1, 0, N));
   Var<T> gf = sigmoid(slice(gates, 1, N, 2 * N));
   Var<T> cc = tanh(slice(gates, 1, 2 * N, 3 * N));

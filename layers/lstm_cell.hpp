@@ -35,6 +35,8 @@ class LSTMCell : public Module<T> {
   // forward() split in two: input_projection(x) = x·Wxᵀ + b   x (N, n_x) -> (N, 4·n_a);
   // step(px, state) does the rest of one step   px (m, 4·n_a).
   Var<T> input_projection(const Var<T>& x) const;
+  // The same for one-hot inputs given by their ids (N): the columns of Wx picked by id, plus b.
+  Var<T> input_projection(const std::vector<int>& ids) const;
   LSTMState<T> step(const Var<T>& px, const LSTMState<T>& state) const;
   // Zeros {a, c}, each (m, n_a), constants.
   LSTMState<T> zero_state(std::size_t m) const;

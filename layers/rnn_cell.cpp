@@ -38,12 +38,18 @@ Var<T> RNNCell<T>::input_projection(const Var<T>& x) const {
   return linear(x, Wax, ba);
 }
 
+// onehot(ids) (N, n_x) -> Wax[:, ids]ᵀ + ba (N, n_a), a gather
+template <class T>
+Var<T> RNNCell<T>::input_projection(const std::vector<int>& ids) const {
+  return linear_onehot(ids, Wax, ba);
+}
+
 // a_next = g(px + a_prev·Waaᵀ)   px, a_prev (m, n_a)
 template <class T>
 Var<T> RNNCell<T>::step(const Var<T>& px, const Var<T>& a_prev) const {
   detail::check_matrix("RNNCell", "input projection", px, 0, n_a_);
   detail::check_matrix("RNNCell", "hidden state a_prev", a_prev, px.shape()[0], n_a_);
-  Var<T> z = px + matmul_nt(a_prev, Waa);
+  Var<T> z = addmm_nt(px, a_prev, Waa);  // px + a_prev·Waaᵀ
   return nonlinearity_ == Nonlinearity::tanh ? tanh(z) : relu(z);
 }
 

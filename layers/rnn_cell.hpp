@@ -28,6 +28,8 @@ class RNNCell : public Module<T> {
   // input_projection(x) = x·Waxᵀ + ba   x (N, n_x) -> (N, n_a);
   // step(px, a_prev) = g(px + a_prev·Waaᵀ)   px (m, n_a), a_prev (m, n_a) -> (m, n_a).
   Var<T> input_projection(const Var<T>& x) const;
+  // The same for one-hot inputs given by their ids (N): the columns of Wax picked by id, plus ba.
+  Var<T> input_projection(const std::vector<int>& ids) const;
   Var<T> step(const Var<T>& px, const Var<T>& a_prev) const;
   // Zeros (m, n_a), a constant.
   Var<T> zero_state(std::size_t m) const;

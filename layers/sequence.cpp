@@ -72,10 +72,9 @@ const Cell& SequenceLayer<T, Cell>::cell(std::size_t k, bool reverse) const {
 }
 
 template <class T, class Cell>
-void SequenceLayer<T, Cell>::check(const Var<T>& x, const std::vector<State>& initial,
+void SequenceLayer<T, Cell>::check(const Shape& s, const std::vector<State>& initial,
                                    const std::vector<int>& lengths) const {
   const std::string name(name_);
-  const auto& s = x.shape();
   if (s.size() != 3)
     throw ShapeError(name + ": input must have shape (T, m, n_x), got " + shape_str(s));
   if (s[2] != n_x_)
@@ -109,16 +108,42 @@ void SequenceLayer<T, Cell>::check(const Var<T>& x, const std::vector<State>& in
 template <class T, class Cell>
 std::pair<Var<T>, std::vector<typename SequenceLayer<T, Cell>::State>> SequenceLayer<T, Cell>::run(
     const Var<T>& x, const std::vector<State>& initial, const std::vector<int>& lengths) const {
-  check(x, initial, lengths);
-  const std::size_t m = x.shape()[1];
+  check(Shape(x.shape().begin(), x.shape().end()), initial, lengths);
+  return run_layers(&x, nullptr, x.shape()[1], initial, lengths);
+}
+
+template <class T, class Cell>
+std::pair<Var<T>, std::vector<typename SequenceLayer<T, Cell>::State>> SequenceLayer<T, Cell>::run_onehot(
+    const std::vector<int>& ids, std::size_t steps, const std::vector<State>& initial,
+    const std::vector<int>& lengths) const {
+  const std::string name(name_);
+  if (steps == 0 || ids.empty() || ids.size() % steps != 0)
+    throw ShapeError(name + ": " + std::to_string(ids.size()) + " one-hot ids do not split into T = " +
+                     std::to_string(steps) + " steps of a non-empty batch");
+  for (std::size_t j = 0; j < ids.size(); ++j)
+    if (ids[j] < 0 || static_cast<std::size_t>(ids[j]) >= n_x_)
+      throw IndexError(name + ": one-hot id " + std::to_string(ids[j]) + " at position " + std::to_string(j) +
+                       " is outside [0, n_x = " + std::to_string(n_x_) + ")");
+  const std::size_t m = ids.size() / steps;
+  check(Shape{steps, m, n_x_}, initial, lengths);
+  return run_layers(nullptr, &ids, m, initial, lengths);
+}
+
+template <class T, class Cell>
+std::pair<Var<T>, std::vector<typename SequenceLayer<T, Cell>::State>> SequenceLayer<T, Cell>::run_layers(
+    const Var<T>* x, const std::vector<int>* ids, std::size_t m, const std::vector<State>& initial,
+    const std::vector<int>& lengths) const {
+  const std::size_t steps = x ? x->shape()[0] : ids->size() / m;
   std::vector<State> final_state;
-  Var<T> input = x;  // (T, m, n_in)
+  Var<T> input;  // (T, m, n_in); layer 0 reads *x or ids
   for (std::size_t k = 0; k < layers_; ++k) {
     std::vector<Var<T>> outputs;
+    const Var<T>* in = k == 0 ? x : &input;
+    const std::vector<int>* in_ids = k == 0 ? ids : nullptr;
     for (std::size_t d = 0; d < directions_; ++d) {
       const std::size_t i = k * directions_ + d;
       State state = initial.empty() ? cells_[i]->zero_state(m) : initial[i];
-      outputs.push_back(run_direction(*cells_[i], input, state, d == 1, lengths));
+      outputs.push_back(run_direction(*cells_[i], in, in_ids, steps, m, state, d == 1, lengths));
       final_state.push_back(state);
     }
     Var<T> y = outputs.size() == 1 ? outputs[0] : concat(outputs, 2);  // (T, m, directions·n_a)
@@ -138,13 +163,19 @@ std::pair<Var<T>, std::vector<typename SequenceLayer<T, Cell>::State>> SequenceL
 // input (T, m, n_in) -> outputs (T, m, n_a); `state` goes in as the initial state and comes out
 // as the final one.
 template <class T, class Cell>
-Var<T> SequenceLayer<T, Cell>::run_direction(const Cell& cell, const Var<T>& input, State& state, bool reverse,
+Var<T> SequenceLayer<T, Cell>::run_direction(const Cell& cell, const Var<T>* input, const std::vector<int>* ids,
+                                             std::size_t steps, std::size_t m, State& state, bool reverse,
                                              const std::vector<int>& lengths) const {
-  const std::size_t steps = input.shape()[0], m = input.shape()[1], n_in = input.shape()[2];
-  // All T input projections in one GEMM: (T·m, n_in) -> (T, m, gates·n_a).
-  Var<T> px = cell.input_projection(reshape(input, {steps * m, n_in}));
-  const std::size_t g = px.shape()[1];
-  px = reshape(px, {steps, m, g});
+  // Dense input: all T input projections in one GEMM, (T·m, n_in) -> (T, m, gates·n_a), each
+  // step selecting its block. One-hot ids: each step gathers its own block (no product, no copy).
+  Var<T> px;
+  if (input != nullptr) {
+    const std::size_t n_in = input->shape()[2];
+    px = cell.input_projection(reshape(*input, {steps * m, n_in}));
+    const std::size_t g = px.shape()[1];
+    px = reshape(px, {steps, m, g});
+  }
+  std::vector<int> step_ids;
   std::vector<Var<T>> outputs(steps);
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t t = reverse ? steps - 1 - s : s;
@@ -157,7 +188,14 @@ Var<T> SequenceLayer<T, Cell>::run_direction(const Cell& cell, const Var<T>& inp
       outputs[t] = constant<T>(xt::zeros<T>({m, n_a_}));
       continue;
     }
-    State next = cell.step(select(px, static_cast<long>(t)), state);
+    Var<T> px_t;
+    if (input != nullptr) {
+      px_t = select(px, static_cast<long>(t));
+    } else {
+      step_ids.assign(ids->begin() + static_cast<long>(t * m), ids->begin() + static_cast<long>((t + 1) * m));
+      px_t = cell.input_projection(step_ids);
+    }
+    State next = cell.step(px_t, state);
     if (active == m) {
       outputs[t] = hidden(next);
       state = next;
@@ -196,6 +234,13 @@ RNNResult<T> RNN<T>::forward(const Var<T>& x, const std::vector<Var<T>>& initial
 }
 
 template <class T>
+RNNResult<T> RNN<T>::forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                                    const std::vector<Var<T>>& initial_state, const std::vector<int>& lengths) const {
+  auto [output, state] = this->run_onehot(ids, steps, initial_state, lengths);
+  return {output, std::move(state)};
+}
+
+template <class T>
 LSTM<T>::LSTM(std::size_t n_x, std::size_t n_a, const LSTMOptions& o)
     : detail::SequenceLayer<T, LSTMCell<T>>("LSTM", n_x, n_a, o.layers(), o.bidirectional(), o.dropout()) {}
 
@@ -207,6 +252,14 @@ LSTMResult<T> LSTM<T>::forward(const Var<T>& x, const std::vector<LSTMState<T>>&
 }
 
 template <class T>
+LSTMResult<T> LSTM<T>::forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                                      const std::vector<LSTMState<T>>& initial_state,
+                                      const std::vector<int>& lengths) const {
+  auto [output, state] = this->run_onehot(ids, steps, initial_state, lengths);
+  return {output, std::move(state)};
+}
+
+template <class T>
 GRU<T>::GRU(std::size_t n_x, std::size_t n_a, const GRUOptions& o)
     : detail::SequenceLayer<T, GRUCell<T>>("GRU", n_x, n_a, o.layers(), o.bidirectional(), o.dropout()) {}
 
@@ -214,6 +267,13 @@ template <class T>
 GRUResult<T> GRU<T>::forward(const Var<T>& x, const std::vector<Var<T>>& initial_state,
                              const std::vector<int>& lengths) const {
   auto [output, state] = this->run(x, initial_state, lengths);
+  return {output, std::move(state)};
+}
+
+template <class T>
+GRUResult<T> GRU<T>::forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                                    const std::vector<Var<T>>& initial_state, const std::vector<int>& lengths) const {
+  auto [output, state] = this->run_onehot(ids, steps, initial_state, lengths);
   return {output, std::move(state)};
 }
 

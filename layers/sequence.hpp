@@ -97,12 +97,22 @@ class SequenceLayer : public Module<T> {
   // x (T, m, n_x); initial: empty (zeros) or layers·directions states; lengths: empty (all T) or m.
   std::pair<Var<T>, std::vector<State>> run(const Var<T>& x, const std::vector<State>& initial,
                                             const std::vector<int>& lengths) const;
+  // The same on one-hot input given by ids (T·m, time-major: ids[t·m + i]), n_x classes: layer 0
+  // gathers its input projection by id (cell.input_projection(ids)) instead of a product.
+  std::pair<Var<T>, std::vector<State>> run_onehot(const std::vector<int>& ids, std::size_t steps,
+                                                   const std::vector<State>& initial,
+                                                   const std::vector<int>& lengths) const;
 
  private:
-  void check(const Var<T>& x, const std::vector<State>& initial, const std::vector<int>& lengths) const;
-  // One layer in one direction: input (T, m, n_in) -> outputs (T, m, n_a) and the final state.
-  Var<T> run_direction(const Cell& cell, const Var<T>& input, State& state, bool reverse,
-                       const std::vector<int>& lengths) const;
+  // shape: the input's (T, m, n_x).
+  void check(const Shape& shape, const std::vector<State>& initial, const std::vector<int>& lengths) const;
+  std::pair<Var<T>, std::vector<State>> run_layers(const Var<T>* x, const std::vector<int>* ids, std::size_t m,
+                                                   const std::vector<State>& initial,
+                                                   const std::vector<int>& lengths) const;
+  // One layer in one direction: input (T, m, n_in), or one-hot ids (T·m) when ids is given,
+  // -> outputs (T, m, n_a) and the final state.
+  Var<T> run_direction(const Cell& cell, const Var<T>* input, const std::vector<int>* ids, std::size_t steps,
+                       std::size_t m, State& state, bool reverse, const std::vector<int>& lengths) const;
 
   const char* name_;
   std::size_t n_x_, n_a_, layers_, directions_;
@@ -125,6 +135,11 @@ class RNN : public detail::SequenceLayer<T, RNNCell<T>> {
   }
   RNNResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state,
                        const std::vector<int>& lengths) const;
+  // One-hot input without the one-hot array: ids (T·m) time-major, ids[t·m + i] in [0, n_x)
+  // is example i's class at step t. Same result as forward(onehot(ids)).
+  RNNResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                              const std::vector<Var<T>>& initial_state = {},
+                              const std::vector<int>& lengths = {}) const;
   RNNResult<T> operator()(const Var<T>& x) const { return forward(x); }
   RNNResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
     return forward(x, initial_state);
@@ -147,6 +162,10 @@ class LSTM : public detail::SequenceLayer<T, LSTMCell<T>> {
   }
   LSTMResult<T> forward(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state,
                         const std::vector<int>& lengths) const;
+  // One-hot input given by ids (T·m), time-major, as RNN::forward_onehot.
+  LSTMResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                               const std::vector<LSTMState<T>>& initial_state = {},
+                               const std::vector<int>& lengths = {}) const;
   LSTMResult<T> operator()(const Var<T>& x) const { return forward(x); }
   LSTMResult<T> operator()(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state) const {
     return forward(x, initial_state);
@@ -169,6 +188,10 @@ class GRU : public detail::SequenceLayer<T, GRUCell<T>> {
   }
   GRUResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state,
                        const std::vector<int>& lengths) const;
+  // One-hot input given by ids (T·m), time-major, as RNN::forward_onehot.
+  GRUResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
+                              const std::vector<Var<T>>& initial_state = {},
+                              const std::vector<int>& lengths = {}) const;
   GRUResult<T> operator()(const Var<T>& x) const { return forward(x); }
   GRUResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
     return forward(x, initial_state);

@@ -104,6 +104,20 @@ std::vector<OpCase> cases() {
                  {{m, k}, {n, k}, {n}}, Domain::any, [](const Vars& v) { return linear(v[0], v[1], v[2]); },
                  [](const std::vector<A>& x) { return A(xt::linalg::dot(x[0], xt::transpose(x[1])) + x[2]); }});
   }
+  for (auto [m, k, n] : std::vector<std::array<std::size_t, 3>>{{3, 4, 5}, {1, 6, 1}}) {
+    c.push_back({"addmm_nt_" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
+                 {{m, n}, {m, k}, {n, k}}, Domain::any, [](const Vars& v) { return addmm_nt(v[0], v[1], v[2]); },
+                 [](const std::vector<A>& x) { return A(x[0] + xt::linalg::dot(x[1], xt::transpose(x[2]))); }});
+  }
+  // One-hot rows (ids repeated, one class unused) times wᵀ, plus b: w (4, 5), b (4).
+  c.push_back({"linear_onehot", {{4, 5}, {4}}, Domain::any,
+               [](const Vars& v) { return linear_onehot({3, 0, 3, 1, 4, 1}, v[0], v[1]); },
+               [](const std::vector<A>& x) {
+                 const std::vector<int> ids = {3, 0, 3, 1, 4, 1};
+                 A onehot = xt::zeros<double>({ids.size(), std::size_t(5)});
+                 for (std::size_t i = 0; i < ids.size(); ++i) onehot(i, std::size_t(ids[i])) = 1;
+                 return A(xt::linalg::dot(onehot, xt::transpose(x[0])) + x[1]);
+               }});
   for (long axis : {0L, 1L, -1L}) {
     const std::string ax = std::to_string(axis);
     c.push_back({"sum_axis" + ax, {{3, 4}}, Domain::any, [axis](const Vars& v) { return sum(v[0], axis); },
@@ -283,6 +297,13 @@ TEST(OpErrors, MismatchedShapesNameTheOpAndBothShapes) {
   expect_error_with([&] { binary_cross_entropy(a, b); }, {"binary_cross_entropy"});
   expect_error_with([&] { cross_entropy(a, {0}); }, {"cross_entropy", "1 targets", "(2, 3)"});
   expect_error_with([&] { embedding(constant<double>(xt::zeros<double>({3})), {0}); }, {"embedding", "(3,)"});
+  expect_error_with([&] { addmm_nt(constant<double>(xt::zeros<double>({2, 5})), a, b); }, {"addmm_nt", "(2, 5)"});
+  expect_error_with([&] { addmm_nt(a, a, constant<double>(xt::zeros<double>({3, 2}))); },
+                    {"addmm_nt", "inner dimensions", "(3, 2)"});
+  expect_error_with([&] { linear_onehot({0}, a, constant<double>(xt::zeros<double>({3}))); },
+                    {"linear_onehot", "bias", "(3,)"});
+  expect_error_with([&] { linear_onehot({3}, a, constant<double>(xt::zeros<double>({2}))); },
+                    {"linear_onehot", "id 3", "3 input columns"});
 }
 
 TEST(OpErrors, IndicesAndAxesOutOfRange) {
