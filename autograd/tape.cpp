@@ -91,6 +91,8 @@ Node<T>& Tape<T>::push(const char* op) {
   n.input_is_param.clear();
   n.backward = nullptr;
   n.has_grad = false;
+  n.retain = false;
+  n.released = false;
   return n;
 }
 
@@ -114,6 +116,7 @@ void Tape<T>::release() {
   clear();
   nodes_.clear();
   nodes_.shrink_to_fit();
+  grad_pool_.clear();
   held_.shrink_to_fit();
 }
 
@@ -127,13 +130,37 @@ std::size_t Tape<T>::memory_bytes() const {
     bytes += n->inputs.capacity() * sizeof(Slot<T>*) + n->ints.capacity() * sizeof(long) +
              n->ids.capacity() * sizeof(int);
   }
+  for (const auto& [size, buffers] : grad_pool_)
+    for (const auto& b : buffers) bytes += b.storage().capacity() * sizeof(T);
   return bytes;
 }
 
 template <class T>
+void Tape<T>::acquire(Array<T>& grad, std::size_t n) {
+  if (grad.size() == n) return;
+  auto it = grad_pool_.find(n);
+  if (it == grad_pool_.end() || it->second.empty()) return;  // the first write allocates
+  grad = std::move(it->second.back());
+  it->second.pop_back();
+}
+
+template <class T>
+void Tape<T>::release_grad(Node<T>& node) {
+  node.has_grad = false;
+  node.released = true;
+  if (node.grad.size() == 0) return;
+  grad_pool_[node.grad.size()].push_back(std::move(node.grad));
+  node.grad = Array<T>::from_shape({0});  // no storage (a default xarray is 0-d with one element)
+}
+
+template <class T>
 void Tape<T>::backward(std::size_t root) {
-  for (std::size_t i = 0; i <= root; ++i) nodes_[i]->has_grad = false;
+  for (std::size_t i = 0; i <= root; ++i) {
+    nodes_[i]->has_grad = false;
+    nodes_[i]->released = false;
+  }
   Node<T>& r = *nodes_[root];
+  acquire(r.grad, r.value.size());
   r.grad.resize(r.value.shape());
   std::fill(r.grad.begin(), r.grad.end(), T(1));
   r.has_grad = true;
@@ -141,6 +168,10 @@ void Tape<T>::backward(std::size_t root) {
   for (std::size_t i = root + 1; i-- > 0;) {
     Node<T>& n = *nodes_[i];
     if (n.backward == nullptr || !n.has_grad) continue;
+    // Inputs that are nodes and receive their first gradient take a buffer from the pool
+    // (leaves own theirs and always have has_grad).
+    for (Slot<T>* s : n.inputs)
+      if (s->requires_grad && !s->has_grad) acquire(s->grad, s->value.size());
     n.backward(n);
     if (check) {
       for (Slot<T>* s : n.inputs) {
@@ -151,6 +182,7 @@ void Tape<T>::backward(std::size_t root) {
         }
       }
     }
+    if (!n.retain) release_grad(n);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -60,6 +61,10 @@ struct Node : Slot<T> {
   std::vector<long> ints;
   std::vector<int> ids;
   T scalar = 0;
+  // Keep this node's gradient after backward (Var::retain_grad); otherwise its buffer goes back
+  // to the tape's pool as soon as the node's own backward has used it.
+  bool retain = false;
+  bool released = false;  // the gradient was handed back to the pool in the last sweep
 
   Slot<T>& in(std::size_t i) { return *inputs[i]; }
 };
@@ -88,14 +93,22 @@ class Tape {
   Node<T>& node(std::size_t i) { return *nodes_[i]; }
   // Bytes held by the tape's nodes (values, gradients, saved arrays), used or kept for reuse.
   std::size_t memory_bytes() const;
-  // Reverse sweep from node `root`, whose value must have one element.
+  // Reverse sweep from node `root`, whose value must have one element. Parameters accumulate
+  // their gradients; an intermediate node keeps its gradient only if retain_grad() was asked.
   void backward(std::size_t root);
 
  private:
   std::vector<std::unique_ptr<Node<T>>> nodes_;
   std::size_t size_ = 0;
   std::uint64_t generation_ = 1;
+  // Gives `grad` a buffer of n elements from the pool if one is free.
+  void acquire(Array<T>& grad, std::size_t n);
+  void release_grad(Node<T>& node);
+
   std::vector<std::shared_ptr<Leaf<T>>> held_;
+  // Gradient buffers of intermediate nodes, free for the next node that needs one of that size:
+  // during a sweep only the gradients still waiting to be propagated hold memory.
+  std::unordered_map<std::size_t, std::vector<Array<T>>> grad_pool_;
 };
 
 // Clears this thread's float and double tapes.

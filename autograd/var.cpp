@@ -9,11 +9,25 @@ namespace xgrad {
 template <class T>
 const Array<T>& Var<T>::grad() const {
   Slot<T>& s = slot();
+  if (leaf_ == nullptr) {
+    Node<T>& n = tape_->node(index_);
+    if (n.released)
+      throw ValueError(std::string("grad: the gradient of this intermediate value (") + n.op + ", tape position " +
+                       std::to_string(index_) +
+                       ") was not kept after backward(); call retain_grad() on it before backward()");
+  }
   if (!s.has_grad) {
     detail::grad_ref(s);  // zeros: no gradient reached this value
     if (leaf_ == nullptr) s.has_grad = false;
   }
   return s.grad;
+}
+
+template <class T>
+const Var<T>& Var<T>::retain_grad() const {
+  slot();
+  if (leaf_ == nullptr) tape_->node(index_).retain = true;
+  return *this;
 }
 
 template <class T>

@@ -20,8 +20,11 @@ class Var {
   explicit Var(std::shared_ptr<Leaf<T>> leaf) : slot_(leaf.get()), leaf_(std::move(leaf)) {}
 
   const Array<T>& value() const { return slot().value; }
-  // The gradient after backward(); zeros where no gradient reached this value.
+  // The gradient after backward(); zeros where no gradient reached this value. For an
+  // intermediate value (not a leaf) only if retain_grad() was called before backward().
   const Array<T>& grad() const;
+  // Keeps this intermediate value's gradient after backward() (parameters always keep theirs).
+  const Var& retain_grad() const;
   const typename Array<T>::shape_type& shape() const { return slot().value.shape(); }
   std::size_t size() const { return slot().value.size(); }
   std::size_t dim() const { return slot().value.dimension(); }

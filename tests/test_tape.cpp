@@ -36,7 +36,7 @@ TEST_F(TapeTest, ParameterGradientsAccumulateAcrossBackwardPasses) {
 
 TEST_F(TapeTest, BackwardTwiceOnOneGraphAddsTwiceToParametersOnly) {
   auto w = param(A{1.0, -1.0});
-  auto h = tanh(w);
+  auto h = tanh(w).retain_grad();
   auto loss = sum(h * 2.0);
   loss.backward();
   const A first_w = w.grad();
@@ -44,6 +44,40 @@ TEST_F(TapeTest, BackwardTwiceOnOneGraphAddsTwiceToParametersOnly) {
   loss.backward();
   EXPECT_TRUE(xt::all(xt::equal(w.grad(), 2.0 * first_w)));
   EXPECT_TRUE(xt::all(xt::equal(h.grad(), first_h)));  // intermediate gradients are per sweep
+}
+
+// Intermediate gradients go back to the tape's pool once used, unless retain_grad() was asked:
+// reading one then is an error, not a silent zero.
+TEST_F(TapeTest, IntermediateGradientsAreKeptOnlyWhenRetained) {
+  auto w = param(A{0.5, 2.0});
+  auto kept = (w * 3.0).retain_grad();
+  auto dropped = tanh(kept);
+  auto loss = sum(dropped * dropped);
+  loss.backward();
+  const A t = xt::tanh(A{1.5, 6.0});
+  EXPECT_NEAR(kept.grad()(0), 2 * t(0) * (1 - t(0) * t(0)), 1e-15);
+  const std::string msg = message_of<ValueError>([&] { dropped.grad(); });
+  EXPECT_TRUE(contains(msg, "tanh") && contains(msg, "tape position 1") && contains(msg, "retain_grad")) << msg;
+  EXPECT_NEAR(w.grad()(0), 3 * kept.grad()(0), 1e-15);
+}
+
+// Gradient buffers are pooled: a sweep over an unrolled recurrence of 100 steps needs only the
+// gradients still waiting to be propagated, a few (4, 16) buffers, not one per node.
+TEST_F(TapeTest, GradientMemoryOfASweepIsPooled) {
+  auto W = param<double>(xt::ones<double>({16, 16}) * 0.01);
+  Tape<double>& tape = Tape<double>::current();
+  tape.release();
+  Var<double> a = constant<double>(xt::ones<double>({4, 16}));
+  for (int t = 0; t < 100; ++t) a = tanh(matmul_nt(a, W));
+  auto loss = sum(a);
+  const std::size_t before = tape.memory_bytes();
+  loss.backward();
+  const std::size_t after = tape.memory_bytes();
+  std::size_t held = 0;
+  for (std::size_t i = 0; i < tape.size(); ++i) held += tape.node(i).grad.size();
+  EXPECT_EQ(held, 0u);  // every node handed its buffer back
+  const std::size_t buffer = 4 * 16 * sizeof(double);
+  EXPECT_LE(after, before + 4 * buffer) << "one buffer per node would add " << 200 * buffer;
 }
 
 TEST_F(TapeTest, NoGradGuardRecordsNothing) {
