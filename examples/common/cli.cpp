@@ -86,9 +86,9 @@ Cli& Cli::add_flag(const std::string& name, const std::string& help) {
   return *this;
 }
 
-Cli& Cli::add_common(std::int64_t seed) {
+Cli& Cli::add_common(std::int64_t seed, std::int64_t threads) {
   add_int("seed", seed, "random seed (initialisation, batches, sampling)", 0);
-  add_int("threads", 0, "worker threads; 0: all cores", 0, 1024);
+  add_int("threads", threads, "worker threads; 0: all cores", 0, 1024);
   add_string("checkpoint", "", "save a checkpoint to PATH as training goes");
   add_string("resume", "", "resume from the checkpoint at PATH");
   add_string("out", "", "write the loss curve to DIR as SVG and CSV");

@@ -46,8 +46,10 @@ class Cli {
                   std::vector<std::string> choices = {});
   Cli& add_flag(const std::string& name, const std::string& help);
   // The flags every example accepts: --seed N, --threads N (0: all cores), --checkpoint PATH,
-  // --resume PATH, --out DIR (empty: nothing written). --help is always there.
-  Cli& add_common(std::int64_t seed = 1);
+  // --resume PATH, --out DIR (empty: nothing written). --help is always there. `threads` is
+  // --threads' default (the training examples use 1: on a busy 2-core machine two OpenBLAS
+  // threads made char_lm's steps 3x slower).
+  Cli& add_common(std::int64_t seed = 1, std::int64_t threads = 0);
 
   // Parses argv; on --help prints usage to stdout and exits 0; on a bad command line prints
   // "<program>: <message>" and a hint to stderr and exits 2.
