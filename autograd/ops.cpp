@@ -287,6 +287,31 @@ Var<T> sqrt(const Var<T>& a) {
 
 // ---------------------------------------------------------------- matrix products
 
+namespace {
+
+// The gradients of y = a·op(b) from g = dL/dy (m, n), where op(b) is b (k, n) or, with
+// b_transposed, bᵀ for b (n, k):  da += g·op(b)ᵀ (m, k);  db += aᵀ·g (k, n) or gᵀ·a (n, k).
+// Both through GEMM with the transpose flags, accumulating with beta = 1 where a gradient is.
+template <class T>
+void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
+  const std::size_t m = A.value.shape()[0], k = A.value.shape()[1];
+  const std::size_t n = b_transposed ? B.value.shape()[0] : B.value.shape()[1];
+  T beta;
+  if (A.requires_grad) {
+    T* da = A.grad_buffer(beta);
+    blas::gemm(false, !b_transposed, m, k, n, T(1), g, B.value.data(), beta, da);
+  }
+  if (B.requires_grad) {
+    T* db = B.grad_buffer(beta);
+    if (b_transposed)
+      blas::gemm(true, false, n, k, m, T(1), g, A.value.data(), beta, db);
+    else
+      blas::gemm(true, false, k, n, m, T(1), A.value.data(), g, beta, db);
+  }
+}
+
+}  // namespace
+
 // y = a·b   a (m, k), b (k, n); da += g·bᵀ, db += aᵀ·g
 template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b) {
@@ -298,20 +323,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
   OpRecord<T> r("matmul", {&a, &b});
   r.value().resize({m, n});
   blas::gemm(false, false, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
-  return r.finish([](Node<T>& nd) {
-    Slot<T>& A = nd.in(0);
-    Slot<T>& B = nd.in(1);
-    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[1];
-    T beta;
-    if (A.requires_grad) {
-      T* da = A.grad_buffer(beta);
-      blas::gemm(false, true, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
-    }
-    if (B.requires_grad) {
-      T* db = B.grad_buffer(beta);
-      blas::gemm(true, false, k, n, m, T(1), A.value.data(), nd.grad.data(), beta, db);
-    }
-  });
+  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), false); });
 }
 
 // y = a·bᵀ   a (m, k), b (n, k); da += g·b, db += gᵀ·a
@@ -326,20 +338,7 @@ Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
   OpRecord<T> r("matmul_nt", {&a, &b});
   r.value().resize({m, n});
   blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
-  return r.finish([](Node<T>& nd) {
-    Slot<T>& A = nd.in(0);
-    Slot<T>& B = nd.in(1);
-    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[0];
-    T beta;
-    if (A.requires_grad) {
-      T* da = A.grad_buffer(beta);
-      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
-    }
-    if (B.requires_grad) {
-      T* db = B.grad_buffer(beta);
-      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), A.value.data(), beta, db);
-    }
-  });
+  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), true); });
 }
 
 // y = x·wᵀ + b   x (m, in), w (out, in), b (out); dx += g·w, dw += gᵀ·x, db += Σ_rows g
@@ -359,19 +358,9 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
   for (std::size_t i = 0; i < m; ++i) std::copy(b.value().begin(), b.value().end(), y.data() + i * n);
   blas::gemm(false, true, m, n, k, T(1), x.value().data(), w.value().data(), T(1), y.data());
   return r.finish([](Node<T>& nd) {
-    Slot<T>& X = nd.in(0);
-    Slot<T>& W = nd.in(1);
+    product_backward(nd.grad.data(), nd.in(0), nd.in(1), true);
     Slot<T>& B = nd.in(2);
-    const std::size_t m = X.value.shape()[0], k = X.value.shape()[1], n = W.value.shape()[0];
-    T beta;
-    if (X.requires_grad) {
-      T* dx = X.grad_buffer(beta);
-      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), W.value.data(), beta, dx);
-    }
-    if (W.requires_grad) {
-      T* dw = W.grad_buffer(beta);
-      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), X.value.data(), beta, dw);
-    }
+    const std::size_t m = nd.grad.shape()[0], n = nd.grad.shape()[1];
     if (B.requires_grad) {
       T* db = grad_ref(B).data();
       const T* g = nd.grad.data();
@@ -401,20 +390,8 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
   std::copy(c.value().data(), c.value().data() + m * n, y.data());
   blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(1), y.data());
   return r.finish([](Node<T>& nd) {
-    Slot<T>& C = nd.in(0);
-    Slot<T>& A = nd.in(1);
-    Slot<T>& B = nd.in(2);
-    const std::size_t m = A.value.shape()[0], k = A.value.shape()[1], n = B.value.shape()[0];
-    add_grad_copy(C, nd.grad.data());
-    T beta;
-    if (A.requires_grad) {
-      T* da = A.grad_buffer(beta);
-      blas::gemm(false, false, m, k, n, T(1), nd.grad.data(), B.value.data(), beta, da);
-    }
-    if (B.requires_grad) {
-      T* db = B.grad_buffer(beta);
-      blas::gemm(true, false, n, k, m, T(1), nd.grad.data(), A.value.data(), beta, db);
-    }
+    add_grad_copy(nd.in(0), nd.grad.data());
+    product_backward(nd.grad.data(), nd.in(1), nd.in(2), true);
   });
 }
 
