@@ -14,10 +14,11 @@ using detail::OpRecord;
 // The softmax of each row is saved in aux for the backward pass.
 template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
-  if (logits.dim() != 2)
-    throw ShapeError("cross_entropy: logits must be (N, C), got shape " + shape_str(logits.shape()));
-  const std::size_t N = logits.shape()[0], C = logits.shape()[1];
-  if (N == 0 || C == 0) throw ValueError("cross_entropy: empty logits of shape " + shape_str(logits.shape()));
+  if (logits.dim() < 2)
+    throw ShapeError("cross_entropy: logits must be (N, C) or (..., C), got shape " + shape_str(logits.shape()));
+  const std::size_t C = logits.shape()[logits.dim() - 1];
+  if (logits.size() == 0) throw ValueError("cross_entropy: empty logits of shape " + shape_str(logits.shape()));
+  const std::size_t N = logits.size() / C;
   if (targets.size() != N)
     throw ShapeError("cross_entropy: " + std::to_string(targets.size()) + " targets for logits of shape " +
                      shape_str(logits.shape()));
@@ -28,7 +29,7 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
   OpRecord<T> r("cross_entropy", {&logits});
   Array<T> scratch;
   Array<T>& p = r.needs_backward() ? r.node()->aux : scratch;
-  p.resize({N, C});
+  p.resize({N, C});  // the softmax, one row per position
   const T* x = logits.value().data();
   double total = 0;
   for (std::size_t i = 0; i < N; ++i) {

@@ -8,6 +8,7 @@
 namespace xgrad {
 
 // Mean over rows of -log softmax(logits)[row, target]; logits (N, C), targets N ids in [0, C).
+// Logits (..., C) count every position as a row, N = size / C (a sequence's (T, m, C)).
 // Log-softmax is computed with the row maximum subtracted, so logits of magnitude 1e4 are fine.
 template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets);

@@ -292,10 +292,12 @@ namespace {
 // The gradients of y = a·op(b) from g = dL/dy (m, n), where op(b) is b (k, n) or, with
 // b_transposed, bᵀ for b (n, k):  da += g·op(b)ᵀ (m, k);  db += aᵀ·g (k, n) or gᵀ·a (n, k).
 // Both through GEMM with the transpose flags, accumulating with beta = 1 where a gradient is.
+// a may have more than two axes: its rows are all but the last (m = a.size / k).
 template <class T>
 void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
-  const std::size_t m = A.value.shape()[0], k = A.value.shape()[1];
+  const std::size_t k = b_transposed ? B.value.shape()[1] : B.value.shape()[0];
   const std::size_t n = b_transposed ? B.value.shape()[0] : B.value.shape()[1];
+  const std::size_t m = A.value.size() / k;
   T beta;
   if (A.requires_grad) {
     T* da = A.grad_buffer(beta);
@@ -341,26 +343,30 @@ Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
   return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), true); });
 }
 
-// y = x·wᵀ + b   x (m, in), w (out, in), b (out); dx += g·w, dw += gᵀ·x, db += Σ_rows g
+// y = x·wᵀ + b   x (m, in), w (out, in), b (out); dx += g·w, dw += gᵀ·x, db += Σ_rows g.
+// x may have more axes, (..., in) -> (..., out), every position a row: a sequence layer's
+// output (T, m, n_a) goes through the output layer without a reshape.
 template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
-  require_matrix("linear", x, "input");
   require_matrix("linear", w, "weight");
-  if (x.shape()[1] != w.shape()[1])
+  if (x.dim() < 2 || x.shape()[x.dim() - 1] != w.shape()[1])
     throw ShapeError("linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(w.shape()) +
-                     " (out, in)");
+                     " (out, in): expected (..., " + std::to_string(w.shape()[1]) + ")");
+  if (x.size() == 0) throw ValueError("linear: input is empty, shape " + shape_str(x.shape()));
   if (b.dim() != 1 || b.shape()[0] != w.shape()[0])
     throw ShapeError("linear: bias " + shape_str(b.shape()) + " does not fit weight " + shape_str(w.shape()));
-  const std::size_t m = x.shape()[0], k = x.shape()[1], n = w.shape()[0];
+  const std::size_t k = w.shape()[1], n = w.shape()[0], m = x.size() / k;
+  Shape out_shape(x.shape().begin(), x.shape().end());
+  out_shape.back() = n;
   OpRecord<T> r("linear", {&x, &w, &b});
   Array<T>& y = r.value();
-  y.resize({m, n});
+  y.resize(out_shape);
   for (std::size_t i = 0; i < m; ++i) std::copy(b.value().begin(), b.value().end(), y.data() + i * n);
   blas::gemm(false, true, m, n, k, T(1), x.value().data(), w.value().data(), T(1), y.data());
   return r.finish([](Node<T>& nd) {
     product_backward(nd.grad.data(), nd.in(0), nd.in(1), true);
     Slot<T>& B = nd.in(2);
-    const std::size_t m = nd.grad.shape()[0], n = nd.grad.shape()[1];
+    const std::size_t n = B.value.size(), m = nd.grad.size() / n;
     if (B.requires_grad) {
       T* db = grad_ref(B).data();
       const T* g = nd.grad.data();

@@ -35,7 +35,8 @@ template <class T> Var<T> sqrt(const Var<T>& a);
 template <class T> Var<T> matmul(const Var<T>& a, const Var<T>& b);
 // a (m, k), b (n, k) -> a·bᵀ (m, n), without copying bᵀ.
 template <class T> Var<T> matmul_nt(const Var<T>& a, const Var<T>& b);
-// x (m, in), w (out, in), b (out) -> x·wᵀ + b (m, out), one GEMM and a bias row.
+// x (m, in), w (out, in), b (out) -> x·wᵀ + b (m, out), one GEMM and a bias row; x (..., in)
+// -> (..., out) with every position a row.
 template <class T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b);
 // c (m, n), a (m, k), b (n, k) -> c + a·bᵀ (m, n), one GEMM accumulating onto c.
 template <class T> Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b);

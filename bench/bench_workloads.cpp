@@ -68,10 +68,9 @@ struct CharModel {
     return p;
   }
   // ids (T·m), time-major -> mean cross-entropy against targets
-  Var<float> loss(const std::vector<int>& ids, const std::vector<int>& targets, std::size_t steps, std::size_t m,
-                  std::size_t hidden) const {
+  Var<float> loss(const std::vector<int>& ids, const std::vector<int>& targets, std::size_t steps) const {
     Var<float> out = rnn.forward_onehot(ids, steps).output;  // (T, m, H)
-    Var<float> logits = head(reshape(out, {steps * m, hidden}));
+    Var<float> logits = head(out);  // (T, m, V), every position a row
     return cross_entropy(logits, targets);
   }
 };
@@ -86,7 +85,7 @@ void train_workload(benchmark::State& state, std::size_t hidden, std::size_t m, 
   double tape_mb = 0;
   for (auto _ : state) {
     opt.zero_grad();
-    Var<float> loss = model.loss(ids, targets, steps, m, hidden);
+    Var<float> loss = model.loss(ids, targets, steps);
     loss.backward();
     tape_mb = double(Tape<float>::current().memory_bytes()) / (1024.0 * 1024.0);
     opt.step();

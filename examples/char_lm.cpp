@@ -95,12 +95,12 @@ class CharModel : public nn::Module<F> {
   }
 
   // ids (T·B), time-major: ids[t·B + b]; state: one entry per layer, carried in and out.
-  // Returns the logits (T·B, V). One-hot input is the layer's gather of its input weight by id.
+  // Returns the logits (T, B, V). One-hot input is the layer's gather of its input weight by id.
   Var<F> forward(const std::vector<int>& ids, std::size_t steps, std::size_t batch, std::vector<State>& state) const {
     auto result = emb_ ? rnn_.forward(reshape((*emb_)(ids), {steps, batch, emb_->embedding_dim()}), state)
                        : rnn_.forward_onehot(ids, steps, state);
     state = std::move(result.state);
-    return head_(reshape(result.output, {steps * batch, rnn_.hidden_size()}));
+    return head_(result.output);  // (T, B, V): every position a row of the loss
   }
 
  private:
@@ -184,7 +184,7 @@ std::string sample(const Model& model, const data::Vocab& vocab, const std::stri
   std::vector<int> out;
   std::vector<double> p(vocab.size());
   for (std::size_t i = 0; i < n; ++i) {
-    const Var<F> logits = model.forward({last}, 1, 1, state);  // (1, V)
+    const Var<F> logits = model.forward({last}, 1, 1, state);  // (1, 1, V)
     double mx = -INFINITY, z = 0;
     for (std::size_t v = 0; v < p.size(); ++v) mx = std::max(mx, double(logits.value().flat(v)) / temperature);
     for (std::size_t v = 0; v < p.size(); ++v) z += p[v] = std::exp(double(logits.value().flat(v)) / temperature - mx);

@@ -14,12 +14,13 @@ Linear<T>::Linear(std::size_t in_features, std::size_t out_features) : in_(in_fe
   bias = this->register_parameter("bias", uniform<T>({out_features}, k));
 }
 
-// y = x·Wᵀ + b   x (m, in), W (out, in), b (out) -> (m, out)
+// y = x·Wᵀ + b   x (m, in), W (out, in), b (out) -> (m, out); x (..., in) -> (..., out)
 template <class T>
 Var<T> Linear<T>::forward(const Var<T>& x) const {
-  if (x.dim() != 2 || x.shape()[1] != in_)
+  if (x.dim() < 2 || x.shape()[x.dim() - 1] != in_)
     throw ShapeError("Linear: input of shape " + shape_str(x.shape()) + " does not fit in_features " +
-                     std::to_string(in_) + " (expected (m, " + std::to_string(in_) + "))");
+                     std::to_string(in_) + " (expected (m, " + std::to_string(in_) + ") or (..., " +
+                     std::to_string(in_) + "))");
   return linear(x, weight, bias);
 }
 

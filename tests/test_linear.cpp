@@ -5,6 +5,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include <xtensor/xview.hpp>
+
 #include "layer_testing.hpp"
 
 namespace xgrad {
@@ -65,6 +67,21 @@ TEST(Linear, WrongInputWidthThrowsNamingShapes) {
   nn::Linear<double> fc(3, 4);
   Var<double> x = constant<double>(xt::zeros<double>({2, 5}));
   XGRAD_EXPECT_THROW_MSG(fc(x), ShapeError, "Linear", "(2, 5)", "3");
+}
+
+// A sequence's outputs (T, m, in) go through without a reshape: each position is a row.
+TEST(Linear, AppliesToEveryPositionOfASequence) {
+  nn::manual_seed(4);
+  nn::Linear<double> fc(3, 2);
+  std::mt19937_64 gen(5);
+  const Array<double> x = randn({4, 2, 3}, gen);
+  const Array<double> y = fc(constant(x)).value();
+  ASSERT_EQ(Shape(y.shape().begin(), y.shape().end()), (Shape{4, 2, 2}));
+  for (std::size_t t = 0; t < 4; ++t) {
+    const Array<double> row = fc(constant<double>(xt::view(x, t))).value();
+    EXPECT_LT(xt::amax(xt::abs(row - xt::view(y, t)))(), 1e-14);
+  }
+  XGRAD_EXPECT_THROW_MSG(fc(constant<double>(xt::zeros<double>({4, 2, 5}))), ShapeError, "Linear", "(4, 2, 5)");
 }
 
 TEST(Embedding, LooksUpRows) {

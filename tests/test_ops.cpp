@@ -176,6 +176,22 @@ std::vector<OpCase> cases() {
                  A ls = x[0] - xt::log(A(xt::sum(xt::exp(x[0]), {1}, xt::keep_dims)));
                  return A(-(ls(0, 1) + ls(1, 0) + ls(2, 4) + ls(3, 4)) / 4.0);
                }});
+  // Logits (T, m, C): every position a row.
+  c.push_back({"cross_entropy_3d", {{2, 3, 4}}, Domain::any,
+               [](const Vars& v) { return cross_entropy(v[0], {3, 0, 1, 1, 2, 0}); },
+               [](const std::vector<A>& x) {
+                 A flat = xt::reshape_view(x[0], {6, 4});
+                 A ls = flat - xt::log(A(xt::sum(xt::exp(flat), {1}, xt::keep_dims)));
+                 return A(-(ls(0, 3) + ls(1, 0) + ls(2, 1) + ls(3, 1) + ls(4, 2) + ls(5, 0)) / 6.0);
+               }});
+  // x (T, m, in) -> (T, m, out): a sequence's outputs through a linear layer.
+  c.push_back({"linear_3d", {{2, 3, 4}, {5, 4}, {5}}, Domain::any,
+               [](const Vars& v) { return linear(v[0], v[1], v[2]); },
+               [](const std::vector<A>& x) {
+                 A flat = xt::reshape_view(x[0], {6, 4});
+                 A y = xt::linalg::dot(flat, xt::transpose(x[1])) + x[2];
+                 return A(xt::reshape_view(y, {2, 3, 5}));
+               }});
   c.push_back({"binary_cross_entropy", {{3, 4}, {3, 4}}, Domain::any,
                [](const Vars& v) { return binary_cross_entropy(sigmoid(v[0]), sigmoid(v[1])); },
                [](const std::vector<A>& x) {
@@ -296,6 +312,14 @@ TEST(OpErrors, MismatchedShapesNameTheOpAndBothShapes) {
   expect_error_with([&] { mse_loss(a, b); }, {"mse_loss", "(2, 3)", "(4, 3)"});
   expect_error_with([&] { binary_cross_entropy(a, b); }, {"binary_cross_entropy"});
   expect_error_with([&] { cross_entropy(a, {0}); }, {"cross_entropy", "1 targets", "(2, 3)"});
+  expect_error_with([&] { cross_entropy(constant<double>(xt::zeros<double>({2, 2, 3})), {0, 1, 2}); },
+                    {"cross_entropy", "3 targets", "(2, 2, 3)"});
+  expect_error_with([&] { cross_entropy(constant<double>(xt::zeros<double>({3})), {0}); },
+                    {"cross_entropy", "(N, C)", "(3,)"});
+  expect_error_with([&] { linear(constant<double>(xt::zeros<double>({2, 2, 4})), b, constant<double>(xt::zeros<double>({4}))); },
+                    {"linear", "(2, 2, 4)", "(4, 3)", "(..., 3)"});
+  expect_error_with([&] { linear(constant<double>(xt::zeros<double>({3})), b, constant<double>(xt::zeros<double>({4}))); },
+                    {"linear", "(3,)"});
   expect_error_with([&] { embedding(constant<double>(xt::zeros<double>({3})), {0}); }, {"embedding", "(3,)"});
   expect_error_with([&] { addmm_nt(constant<double>(xt::zeros<double>({2, 5})), a, b); }, {"addmm_nt", "(2, 5)"});
   expect_error_with([&] { addmm_nt(a, a, constant<double>(xt::zeros<double>({3, 2}))); },
@@ -327,6 +351,8 @@ TEST(OpErrors, EmptyTensorsWhereNotAllowed) {
   expect_error_with([&] { mean(e); }, {"mean", "empty", "(0, 3)"});
   expect_error_with([&] { matmul(e, constant<double>(xt::zeros<double>({3, 2}))); }, {"matmul", "empty"});
   expect_error_with([&] { softmax(e, 1); }, {"softmax", "empty"});
+  expect_error_with([&] { linear(e, constant<double>(xt::zeros<double>({2, 3})), constant<double>(xt::zeros<double>({2}))); },
+                    {"linear", "empty", "(0, 3)"});
   expect_error_with([&] { cross_entropy(e, {}); }, {"cross_entropy", "empty"});
   expect_error_with([&] { mse_loss(e, e); }, {"mse_loss", "empty"});
   expect_error_with([&] { concat(std::vector<Var<double>>{}, 0); }, {"concat", "no inputs"});
