@@ -375,7 +375,7 @@ TEST(Utf8, InvalidInputNamesTheByteOffset) {
   };
   bad("ab\x80", 2);                 // stray continuation byte
   bad("abc\xC3", 3);                // truncated at the end
-  bad("\xC3(", 0);                  // continuation missing
+  bad("\xC3(", 1);                  // continuation missing: '(' is the offending byte
   bad("ok \xC0\x80", 3);            // overlong NUL
   bad("xy\xE0\x80\xAF", 2);         // overlong '/'
   bad("\xED\xA0\x80", 0);           // surrogate

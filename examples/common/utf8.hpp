@@ -6,9 +6,9 @@
 
 namespace xgrad::examples {
 
-// Strict UTF-8: overlong forms, surrogates, code points above U+10FFFF and truncated
-// sequences are errors. Throws xgrad::DataError "<what>: invalid UTF-8 at byte offset N"
-// where N is the offset of the first byte of the bad sequence.
+// Strict UTF-8 (xgrad::data::utf8_decode): overlong forms, surrogates, code points above
+// U+10FFFF and truncated sequences are errors. Throws xgrad::DataError "<what>: invalid UTF-8
+// at byte offset N (byte 0x..): <why>", N the offset of the offending byte.
 std::u32string decode_utf8(const std::string& bytes, const std::string& what = "text");
 // ISO-8859-1 maps each byte to the code point of the same value; it cannot fail.
 std::u32string decode_latin1(const std::string& bytes);
