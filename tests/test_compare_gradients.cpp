@@ -10,31 +10,14 @@
 #include <sstream>
 #include <string>
 
+#include "testing.hpp"
+
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string last_line() const {
-    std::string line, last;
-    std::istringstream in(out);
-    while (std::getline(in, line))
-      if (!line.empty()) last = line;
-    return last;
-  }
-};
+using xgrad::testing::Outcome;
 
 Outcome run(const std::string& args) {
-  const std::string cmd = std::string(XGRAD_BINARY_DIR) + "/examples/compare_gradients " + args + " 2>&1";
-  Outcome r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return xgrad::testing::run_command(std::string(XGRAD_BINARY_DIR) + "/examples/compare_gradients " + args + " 2>&1");
 }
 
 // The value after "name: " in the last line.

@@ -17,22 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "testing.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out, err;  // stdout, stderr
-  std::string last_line() const {
-    std::string line, last;
-    std::istringstream in(out);
-    while (std::getline(in, line))
-      if (!line.empty()) last = line;
-    return last;
-  }
-  std::string all() const { return out + "\n[stderr]\n" + err; }
-};
+using xgrad::testing::Outcome;
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -64,15 +55,8 @@ class Examples : public ::testing::Test {
   // Runs build/examples/<program> with args (a shell word list), stdout and stderr apart.
   Outcome run(const std::string& program, const std::string& args) const {
     const std::string err_file = path("stderr.txt");
-    const std::string cmd = std::string(XGRAD_BINARY_DIR) + "/examples/" + program + " " + args + " 2>" + err_file;
-    Outcome r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (p == nullptr) return r;
-    char buf[4096];
-    std::size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    Outcome r = xgrad::testing::run_command(std::string(XGRAD_BINARY_DIR) + "/examples/" + program + " " + args +
+                                            " 2>" + err_file);
     r.err = read_file(err_file);
     return r;
   }

@@ -1,6 +1,10 @@
 // Helpers shared by the tests: exception messages and their key words.
 #pragma once
 
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -18,6 +22,35 @@ std::string message_of(F&& fn) {
     return e.what();
   }
   return "";
+}
+
+// What a program run by run_command did: its exit status (-1 if it did not exit), its stdout,
+// and its stderr where the caller collected it.
+struct Outcome {
+  int status = -1;
+  std::string out, err;
+  // The last non-empty line of stdout: the examples print their figures there.
+  std::string last_line() const {
+    std::string line, last;
+    std::istringstream in(out);
+    while (std::getline(in, line))
+      if (!line.empty()) last = line;
+    return last;
+  }
+  std::string all() const { return out + "\n[stderr]\n" + err; }
+};
+
+// Runs a shell command line and captures its stdout.
+inline Outcome run_command(const std::string& command) {
+  Outcome r;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 }  // namespace xgrad::testing
