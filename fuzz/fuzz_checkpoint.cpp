@@ -1,7 +1,7 @@
 // Fuzzes the checkpoint loader: arbitrary bytes loaded into a small model and its Adam
 // optimizer. The loader must either throw CheckpointError and leave model, optimizer and
 // random-number generator exactly as they were, or succeed, and then only if the file is
-// entirely valid by the format of layers/checkpoint.hpp, checked here by an independent reader,
+// entirely valid by the format of io/checkpoint.hpp, checked here by an independent reader,
 // and with every value taken from the file. Any other outcome abort()s.
 //
 // Random bytes almost never carry a correct checksum, so each input is also tried with its

@@ -1,4 +1,4 @@
-// Fuzzes the text decoders: xgrad::data::utf8_decode (layers/data.hpp) and the examples'
+// Fuzzes the text decoders: xgrad::data::utf8_decode (data/data.hpp) and the examples'
 // decode_utf8, decode_latin1 and parse_word_list (examples/common). Both UTF-8 decoders are
 // strict, so they must accept exactly the same inputs, give the same code points, and encoding
 // those gives back the input byte for byte. Anything else than a DataError is a bug.

@@ -28,7 +28,7 @@ std::vector<std::string> corpus_files(const std::string& path = kFortunesDir);
 std::string read_corpus(const std::string& path = kFortunesDir);
 
 // The first held-out position when the last `fraction` of n symbols is held out:
-// n - llround(n * fraction), the same count as xgrad::data::split_sizes (layers/data.hpp), so
+// n - llround(n * fraction), the same count as xgrad::data::split_sizes (data/data.hpp), so
 // data::split(ids, 0.1, 0) gives the same parts. Positions [0, start) are training text.
 std::size_t held_out_start(std::size_t n, double fraction = 0.1);
 

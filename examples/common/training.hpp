@@ -7,7 +7,7 @@
 #include <iostream>
 #include <string>
 
-#include <xgrad/layers/checkpoint.hpp>
+#include <xgrad/io/checkpoint.hpp>
 
 #include "common/plot.hpp"
 

@@ -3,11 +3,11 @@
 #include <vector>
 
 #include <xgrad/autograd/errors.hpp>
-#include <xgrad/layers/data.hpp>
+#include <xgrad/data/data.hpp>
 
 namespace xgrad::examples {
 
-// The decoding and encoding are xgrad::data's (layers/data.hpp); these give them the
+// The decoding and encoding are xgrad::data's (data/data.hpp); these give them the
 // u32string and the file name the examples work with.
 std::u32string decode_utf8(const std::string& bytes, const std::string& what) {
   try {

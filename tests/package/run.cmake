@@ -6,9 +6,13 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefi
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
-if(NOT EXISTS ${prefix}/include/xgrad/xgrad.hpp)
-  message(FATAL_ERROR "the install has no include/xgrad/xgrad.hpp")
-endif()
+# The installed headers mirror the source tree's rooms.
+foreach(header xgrad.hpp autograd/var.hpp layers/module.hpp layers/reference/rnn.hpp optim/adam.hpp
+               data/data.hpp io/checkpoint.hpp)
+  if(NOT EXISTS ${prefix}/include/xgrad/${header})
+    message(FATAL_ERROR "the install has no include/xgrad/${header}")
+  endif()
+endforeach()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/downstream -B ${WORK_DIR}/build
                         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)

@@ -27,7 +27,7 @@
 #include <variant>
 
 #include "../optim/optimizer.hpp"
-#include "module.hpp"
+#include "../layers/module.hpp"
 
 namespace xgrad {
 
