@@ -1,4 +1,4 @@
-// The performance workloads of DESIGN.md ("Performance"): one training step (forward, BPTT,
+// The performance workloads of docs/design.md ("Performance"): one training step (forward, BPTT,
 // optimizer step) of a character model on one-hot input, V = 65, float32, softmax
 // cross-entropy averaged over the B·T positions:
 //   W1 RNN H=128 B=32 T=64 Adam      W2 RNN H=512 B=32 T=64 Adam

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch counterpart of `char_lm`'s quality bar: held-out nats/char of a character LSTM.
 
-The bar (issue 5): one LSTM layer of 256 on one-hot input, a linear output layer, B=32, T=64,
+The bar (README.md): one LSTM layer of 256 on one-hot input, a linear output layer, B=32, T=64,
 Adam 2e-3, gradient clipping at global norm 5, 2,000 steps, fixed seed; PyTorch's default
 initialisation (every LSTM weight and both biases U(-1/sqrt(H), 1/sqrt(H)), Linear
 U(-1/sqrt(H), 1/sqrt(H))).

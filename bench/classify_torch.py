@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch counterpart of `classify`'s quality bar: which of eight languages a word is from.
 
-Model and budget of the bar (issue 5): character embedding 32, one LSTM layer of 128, the
+Model and budget of the bar (README.md): character embedding 32, one LSTM layer of 128, the
 final state (at each word's own length) -> linear -> 8 classes, softmax cross-entropy, Adam
 2e-3, batch 64, 5 epochs; reports held-out accuracy on the test split and a confusion matrix.
 

@@ -1,5 +1,5 @@
 // compare_gradients: the same RNN and LSTM built twice from one seed, once from the hand-written
-// equations of the seed notes (layers/reference) and once from autograd ops (nn::RNN, nn::LSTM
+// step-by-step equations (layers/reference, docs/design.md) and once from autograd ops (nn::RNN, nn::LSTM
 // with an nn::Linear head), and their gradients compared, in double and in float.
 //
 // Loss (both ways): mean over the m·T positions of −log ŷ[label], ŷ<t> = softmax(Wya·a<t> + by).
@@ -150,7 +150,7 @@ void compare_lstm(const Sizes& s, std::uint64_t seed, const std::string& type, s
   auto [dx, da0, dWf, dWi, dWc, dWo, dbf, dbi, dbc, dbo] = ref::lstm_backward(hg.da, caches);
 
   Var<T> X = param(ref::to_layers_layout(d.x)), A0 = param(ref::to_layers_layout(d.a0));
-  Var<T> C0 = constant<T>(xt::zeros<T>({s.m, s.n_a}));  // the seed's lstm_forward starts c at zero
+  Var<T> C0 = constant<T>(xt::zeros<T>({s.m, s.n_a}));  // reference::lstm_forward starts c at zero
   auto res = lstm(X, {{A0, C0}});
   Var<T> loss = cross_entropy(head(reshape(res.output, {s.T * s.m, s.n_a})), d.flat);
   loss.backward();

@@ -1,4 +1,4 @@
-// RNNCell: one step of the vanilla RNN of the seed notes, in the batch-as-rows layout:
+// RNNCell: one step of the vanilla RNN of docs/design.md, in the batch-as-rows layout:
 //   a_t = g(x_t·Waxᵀ + a_{t-1}·Waaᵀ + ba)      x_t (m, n_x), a (m, n_a), g = tanh or relu
 #pragma once
 

@@ -15,7 +15,7 @@ namespace xgrad::optim {
 template <class T>
 double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double norm_type = 2.0);
 
-// Clamps every gradient element to [-limit, limit] (the seed notes' clip: np.clip(g, -limit, limit)).
+// Clamps every gradient element to [-limit, limit] (as np.clip(g, -limit, limit) does).
 template <class T>
 void clip_grad_value(const std::vector<Var<T>>& params, double limit);
 

@@ -1,4 +1,4 @@
-// The four architectures of the seed notes, each training a tiny model with a hand-written SGD
+// Four RNN architectures, each training a tiny model with a hand-written SGD
 // loop until its loss is well below where it started: many-to-many, many-to-one, one-to-many
 // (generation, each sample fed back as the next input) and encoder-decoder (T_x ≠ T_y).
 #include <gtest/gtest.h>

@@ -639,7 +639,7 @@ std::pair<Date, int> parse_human(const std::string& s) {
 
 }  // namespace
 
-TEST(Dates, FormatsOfTheIssuesExampleDate) {
+TEST(Dates, FormatsOfAnExampleDate) {
   const Date d{2026, 11, 24};
   EXPECT_EQ(weekday(d), 1);  // Tuesday
   EXPECT_EQ(iso_date(d), "2026-11-24");

@@ -14,7 +14,7 @@ using testing::randn;
 using testing::rel_error;
 namespace ref = reference;
 
-TEST(RNNCell, ParametersFollowTheSeedNames) {
+TEST(RNNCell, ParametersFollowTheReferenceNames) {
   nn::manual_seed(1);
   nn::RNNCell<double> cell(3, 5);
   auto named = cell.named_parameters();

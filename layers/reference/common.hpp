@@ -1,4 +1,4 @@
-// Internal to layers/reference/: the shape checks and column helpers both seed models use.
+// Internal to layers/reference/: the shape checks and column helpers both reference models use.
 #pragma once
 
 #include <string>

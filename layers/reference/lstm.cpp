@@ -172,7 +172,7 @@ LSTMGradients<T> lstm_backward(const Array<T>& da, const LSTMCaches<T>& caches) 
   return g;
 }
 
-// Layer gate g (i = 0, f = 1, c = 2, o = 3) <-> seed gate: W_g = [Wa block g | Wx block g].
+// Layer gate g (i = 0, f = 1, c = 2, o = 3) <-> reference gate: W_g = [Wa block g | Wx block g].
 template <class T>
 LSTMParams<T> lstm_params_from_layers(const Array<T>& Wx, const Array<T>& Wa, const Array<T>& b,
                                       const Array<T>& Wy, const Array<T>& by) {

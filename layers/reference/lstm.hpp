@@ -1,9 +1,10 @@
-// The hand-written LSTM, forward and backward, in the seed's layout (columns are examples,
+// The hand-written LSTM, forward and backward, in the column layout (columns are examples,
 // x is (n_x, m, T_x)). Each gate acts on the concatenation concat = [a_prev; xt] (n_a + n_x, m):
 //   Γf = σ(Wf·concat + bf)   forget          Γi = σ(Wi·concat + bi)   update (input)
 //   c̃  = tanh(Wc·concat + bc) candidate      Γo = σ(Wo·concat + bo)   output
 //   c_next = Γf∘c_prev + Γi∘c̃,  a_next = Γo∘tanh(c_next),  yt_pred = softmax(Wy·a_next + by)
-// Results are structs whose fields are the seed's return values in order (structured bindings).
+// Results are structs whose fields are the return values of the step-by-step equations in
+// docs/design.md, in order (structured bindings).
 #pragma once
 
 #include <vector>

@@ -1,9 +1,10 @@
-// The hand-written RNN of the seed notes, forward and backward, in the seed's own layout:
+// The hand-written RNN, forward and backward, in the column layout of docs/design.md:
 // columns are examples, x is (n_x, m, T_x), a hidden state (n_a, m).
 //   a_next  = tanh(Wax·xt + Waa·a_prev + ba)        (n_a, m)
 //   yt_pred = softmax(Wya·a_next + by)              (n_y, m), softmax over rows
-// Each result is a struct whose fields are the seed's return values in the seed's order, so
-// `auto [a, y_pred, caches] = rnn_forward(x, a0, p);` reads like the notes. The autodiff layers
+// Each result is a struct whose fields are the return values of the step-by-step equations in
+// docs/design.md, in their order, so `auto [a, y_pred, caches] = rnn_forward(x, a0, p);` reads
+// like the equations. The autodiff layers
 // are tested against these functions.
 #pragma once
 
@@ -92,7 +93,7 @@ RNNCellGradients<T> rnn_cell_backward(const Array<T>& da_next, const RNNCache<T>
 template <class T>
 RNNGradients<T> rnn_backward(const Array<T>& da, const RNNCaches<T>& caches);
 
-// ---- converters between the seed's layout and the layers' layout
+// ---- converters between the column layout and the layers' layout
 
 // Reverses the axes: (n_x, m, T) <-> (T, m, n_x), and (n_a, m) <-> (m, n_a).
 template <class T>
