@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "../autograd/options.hpp"
 #include "gru_cell.hpp"
 #include "lstm_cell.hpp"
 #include "module.hpp"
@@ -27,34 +28,21 @@
 namespace xgrad::nn {
 
 // Options shared by the sequence layers, with chained setters: RNNOptions().layers(2).dropout(0.1).
+// Derived is RNNOptions, LSTMOptions or GRUOptions (autograd/options.hpp: how to add one).
 template <class Derived>
-class SequenceOptions {
- public:
+struct SequenceOptions {
   // Stacked layers; layer k > 0 reads layer k−1's output.
-  Derived& layers(std::size_t n) { layers_ = n; return self(); }
-  std::size_t layers() const { return layers_; }
+  XGRAD_OPTION(Derived, std::size_t, layers, 1)
   // A second cell per layer runs from the end of each sequence to its start.
-  Derived& bidirectional(bool on = true) { bidirectional_ = on; return self(); }
-  bool bidirectional() const { return bidirectional_; }
+  XGRAD_FLAG(Derived, bidirectional)
   // Probability of zeroing an element of a layer's output before the next layer (not after the
   // last), in training mode only; survivors are scaled by 1/(1 − p). Masks come from generator().
-  Derived& dropout(double p) { dropout_ = p; return self(); }
-  double dropout() const { return dropout_; }
-
- private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-  std::size_t layers_ = 1;
-  bool bidirectional_ = false;
-  double dropout_ = 0.0;
+  XGRAD_OPTION(Derived, double, dropout, 0.0)
 };
 
 struct RNNOptions : SequenceOptions<RNNOptions> {
   // relu instead of tanh.
-  RNNOptions& relu(bool on = true) { relu_ = on; return *this; }
-  bool relu() const { return relu_; }
-
- private:
-  bool relu_ = false;
+  XGRAD_FLAG(RNNOptions, relu)
 };
 struct LSTMOptions : SequenceOptions<LSTMOptions> {};
 struct GRUOptions : SequenceOptions<GRUOptions> {};

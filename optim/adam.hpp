@@ -10,30 +10,22 @@
 
 namespace xgrad::optim {
 
-struct AdamOptions {
-  AdamOptions& betas(double beta1, double beta2) {
-    beta1_ = beta1;
-    beta2_ = beta2;
-    return *this;
-  }
-  XGRAD_OPTION(AdamOptions, double, beta1, 0.9)
-  XGRAD_OPTION(AdamOptions, double, beta2, 0.999)
-  XGRAD_OPTION(AdamOptions, double, eps, 1e-8)
-  XGRAD_OPTION(AdamOptions, double, weight_decay, 0.0)
-  XGRAD_OPTION(AdamOptions, bool, amsgrad, false)
+// The options Adam and AdamW share; Self is AdamOptions or AdamWOptions.
+template <class Self>
+struct AdamFamilyOptions {
+  Self& betas(double b1, double b2) { return beta1(b1).beta2(b2); }
+  XGRAD_OPTION(Self, double, beta1, 0.9)
+  XGRAD_OPTION(Self, double, beta2, 0.999)
+  XGRAD_OPTION(Self, double, eps, 1e-8)
+  XGRAD_OPTION(Self, bool, amsgrad, false)
 };
 
-struct AdamWOptions {
-  AdamWOptions& betas(double beta1, double beta2) {
-    beta1_ = beta1;
-    beta2_ = beta2;
-    return *this;
-  }
-  XGRAD_OPTION(AdamWOptions, double, beta1, 0.9)
-  XGRAD_OPTION(AdamWOptions, double, beta2, 0.999)
-  XGRAD_OPTION(AdamWOptions, double, eps, 1e-8)
+struct AdamOptions : AdamFamilyOptions<AdamOptions> {
+  XGRAD_OPTION(AdamOptions, double, weight_decay, 0.0)
+};
+
+struct AdamWOptions : AdamFamilyOptions<AdamWOptions> {
   XGRAD_OPTION(AdamWOptions, double, weight_decay, 1e-2)
-  XGRAD_OPTION(AdamWOptions, bool, amsgrad, false)
 };
 
 template <class T>

@@ -8,19 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "../autograd/options.hpp"  // XGRAD_OPTION, XGRAD_FLAG: the optimizers' options structs
 #include "../autograd/var.hpp"
-
-// A chained option of an options struct: `Options().name(v)` sets it, `name()` reads it.
-#define XGRAD_OPTION(Self, Type, name, init)  \
- public:                                      \
-  Self& name(Type v) {                        \
-    name##_ = v;                              \
-    return *this;                             \
-  }                                           \
-  Type name() const { return name##_; }       \
-                                              \
- private:                                     \
-  Type name##_ = init;
 
 namespace xgrad::optim {
 

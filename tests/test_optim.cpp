@@ -429,6 +429,43 @@ TEST_F(OptimTest, BadSettingsAreValueErrors) {
   EXPECT_EQ(opt.lr(), 0.1);
 }
 
+// Each chained setter sets its option, returns the struct for the next one, and leaves the
+// others at PyTorch's defaults.
+TEST(OptimOptions, ChainedSettersSetEachOption) {
+  const auto sgd = optim::SGDOptions().momentum(0.9).dampening(0.1).weight_decay(0.01).nesterov(true);
+  EXPECT_EQ(sgd.momentum(), 0.9);
+  EXPECT_EQ(sgd.dampening(), 0.1);
+  EXPECT_EQ(sgd.weight_decay(), 0.01);
+  EXPECT_TRUE(sgd.nesterov());
+  const auto ada = optim::AdagradOptions().lr_decay(0.1).weight_decay(0.2).initial_accumulator_value(0.3).eps(1e-6).eps_inside_sqrt(true);
+  EXPECT_EQ(ada.lr_decay(), 0.1);
+  EXPECT_EQ(ada.weight_decay(), 0.2);
+  EXPECT_EQ(ada.initial_accumulator_value(), 0.3);
+  EXPECT_EQ(ada.eps(), 1e-6);
+  EXPECT_TRUE(ada.eps_inside_sqrt());
+  const auto rms = optim::RMSpropOptions().alpha(0.9).eps(1e-6).weight_decay(0.1).momentum(0.5).centered(true);
+  EXPECT_EQ(rms.alpha(), 0.9);
+  EXPECT_EQ(rms.eps(), 1e-6);
+  EXPECT_EQ(rms.weight_decay(), 0.1);
+  EXPECT_EQ(rms.momentum(), 0.5);
+  EXPECT_TRUE(rms.centered());
+  // Shared options chain before and after each struct's own.
+  const auto adam = optim::AdamOptions().weight_decay(0.1).betas(0.8, 0.9).eps(1e-6).amsgrad(true);
+  EXPECT_EQ(adam.beta1(), 0.8);
+  EXPECT_EQ(adam.beta2(), 0.9);
+  EXPECT_EQ(adam.eps(), 1e-6);
+  EXPECT_EQ(adam.weight_decay(), 0.1);
+  EXPECT_TRUE(adam.amsgrad());
+  const auto adamw = optim::AdamWOptions().beta1(0.5).beta2(0.6).weight_decay(0.2);
+  EXPECT_EQ(adamw.beta1(), 0.5);
+  EXPECT_EQ(adamw.beta2(), 0.6);
+  EXPECT_EQ(adamw.weight_decay(), 0.2);
+  EXPECT_FALSE(adamw.amsgrad());
+  EXPECT_EQ(optim::AdamOptions().weight_decay(), 0.0);
+  EXPECT_EQ(optim::AdamWOptions().weight_decay(), 1e-2);
+  EXPECT_EQ(optim::AdagradOptions().eps(), 1e-10);
+}
+
 TEST_F(OptimTest, ZeroGradClearsEveryGradient) {
   auto p = param(A{1.0, 2.0});
   optim::SGD<double> opt({p}, 0.1);

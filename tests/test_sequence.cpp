@@ -227,6 +227,24 @@ TEST(Sequence, BadInputThrowsBeforeRecordingAnything) {
   EXPECT_EQ(Tape<double>::current().size(), tape_before);
 }
 
+// Each chained setter sets its option; shared and own options chain in any order, and a bare
+// flag setter turns the flag on.
+TEST(Sequence, ChainedOptionSettersSetEachOption) {
+  const auto rnn = nn::RNNOptions().relu().layers(3).bidirectional().dropout(0.25);
+  EXPECT_EQ(rnn.layers(), 3u);
+  EXPECT_TRUE(rnn.bidirectional());
+  EXPECT_EQ(rnn.dropout(), 0.25);
+  EXPECT_TRUE(rnn.relu());
+  const auto lstm = nn::LSTMOptions().layers(2).bidirectional(true).bidirectional(false).dropout(0.5);
+  EXPECT_EQ(lstm.layers(), 2u);
+  EXPECT_FALSE(lstm.bidirectional());
+  EXPECT_EQ(lstm.dropout(), 0.5);
+  const auto gru = nn::GRUOptions();
+  EXPECT_EQ(gru.layers(), 1u);
+  EXPECT_FALSE(gru.bidirectional());
+  EXPECT_EQ(gru.dropout(), 0.0);
+}
+
 TEST(Sequence, BadOptionsThrow) {
   XGRAD_EXPECT_THROW_MSG(nn::GRU<double>(3, 4, nn::GRUOptions().layers(0)), ValueError, "GRU", "layers = 0");
   XGRAD_EXPECT_THROW_MSG(nn::LSTM<double>(3, 4, nn::LSTMOptions().dropout(1.0)), ValueError, "LSTM", "dropout");
