@@ -14,7 +14,4 @@ namespace xgrad {
 template <class T>
 std::string to_dot(const Var<T>& v, const std::vector<std::pair<std::string, Var<T>>>& names = {});
 
-extern template std::string to_dot(const Var<float>&, const std::vector<std::pair<std::string, Var<float>>>&);
-extern template std::string to_dot(const Var<double>&, const std::vector<std::pair<std::string, Var<double>>>&);
-
 }  // namespace xgrad

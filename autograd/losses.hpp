@@ -19,11 +19,4 @@ Var<T> binary_cross_entropy(const Var<T>& probs, const Var<T>& targets);
 template <class T>
 Var<T> mse_loss(const Var<T>& a, const Var<T>& b);
 
-extern template Var<float> cross_entropy(const Var<float>&, const std::vector<int>&);
-extern template Var<double> cross_entropy(const Var<double>&, const std::vector<int>&);
-extern template Var<float> binary_cross_entropy(const Var<float>&, const Var<float>&);
-extern template Var<double> binary_cross_entropy(const Var<double>&, const Var<double>&);
-extern template Var<float> mse_loss(const Var<float>&, const Var<float>&);
-extern template Var<double> mse_loss(const Var<double>&, const Var<double>&);
-
 }  // namespace xgrad

@@ -99,42 +99,4 @@ Var<T> operator/(const Var<T>& a, S s) { return a / T(s); }
 template <class T, class S, class = std::enable_if_t<std::is_arithmetic_v<S> && !std::is_same_v<S, T>>>
 Var<T> operator/(S s, const Var<T>& a) { return T(s) / a; }
 
-#define XGRAD_OPS_EXTERN(T)                                                          \
-  extern template Var<T> add(const Var<T>&, const Var<T>&);                          \
-  extern template Var<T> sub(const Var<T>&, const Var<T>&);                          \
-  extern template Var<T> mul(const Var<T>&, const Var<T>&);                          \
-  extern template Var<T> div(const Var<T>&, const Var<T>&);                          \
-  extern template Var<T> neg(const Var<T>&);                                         \
-  extern template Var<T> affine(const Var<T>&, T, T);                                \
-  extern template Var<T> rdiv(T, const Var<T>&);                                     \
-  extern template Var<T> tanh(const Var<T>&);                                        \
-  extern template Var<T> sigmoid(const Var<T>&);                                     \
-  extern template Var<T> relu(const Var<T>&);                                        \
-  extern template Var<T> exp(const Var<T>&);                                         \
-  extern template Var<T> log(const Var<T>&);                                         \
-  extern template Var<T> square(const Var<T>&);                                      \
-  extern template Var<T> sqrt(const Var<T>&);                                        \
-  extern template Var<T> matmul(const Var<T>&, const Var<T>&);                       \
-  extern template Var<T> matmul_nt(const Var<T>&, const Var<T>&);                    \
-  extern template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);        \
-  extern template Var<T> addmm_nt(const Var<T>&, const Var<T>&, const Var<T>&);      \
-  extern template Var<T> linear_onehot(const std::vector<int>&, const Var<T>&, const Var<T>&); \
-  extern template Var<T> sum(const Var<T>&);                                         \
-  extern template Var<T> sum(const Var<T>&, long);                                   \
-  extern template Var<T> mean(const Var<T>&);                                        \
-  extern template Var<T> softmax(const Var<T>&, long);                               \
-  extern template Var<T> log_softmax(const Var<T>&, long);                           \
-  extern template Var<T> concat(const std::vector<Var<T>>&, long);                   \
-  extern template Var<T> concat(std::initializer_list<Var<T>>, long);                \
-  extern template Var<T> slice(const Var<T>&, long, long, long);                     \
-  extern template Var<T> select(const Var<T>&, long);                                \
-  extern template Var<T> stack(const std::vector<Var<T>>&);                          \
-  extern template Var<T> stack(std::initializer_list<Var<T>>);                       \
-  extern template Var<T> reshape(const Var<T>&, const Shape&);                       \
-  extern template Var<T> transpose(const Var<T>&);                                   \
-  extern template Var<T> embedding(const Var<T>&, const std::vector<int>&);
-XGRAD_OPS_EXTERN(float)
-XGRAD_OPS_EXTERN(double)
-#undef XGRAD_OPS_EXTERN
-
 }  // namespace xgrad

@@ -142,9 +142,4 @@ class DetectAnomaly {
   bool previous_;
 };
 
-extern template struct Slot<float>;
-extern template struct Slot<double>;
-extern template class Tape<float>;
-extern template class Tape<double>;
-
 }  // namespace xgrad

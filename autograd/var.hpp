@@ -75,11 +75,4 @@ Var<T> param(Array<T> value);
 template <class T>
 Var<T> constant(Array<T> value);
 
-extern template class Var<float>;
-extern template class Var<double>;
-extern template Var<float> param(Array<float>);
-extern template Var<double> param(Array<double>);
-extern template Var<float> constant(Array<float>);
-extern template Var<double> constant(Array<double>);
-
 }  // namespace xgrad

@@ -176,9 +176,4 @@ Splits<V> split(const std::vector<V>& items, double valid_fraction, double test_
   return out;
 }
 
-extern template Array<float> PaddedBatch::mask<float>() const;
-extern template Array<double> PaddedBatch::mask<double>() const;
-extern template Array<float> one_hot(const std::vector<int>&, std::size_t);
-extern template Array<double> one_hot(const std::vector<int>&, std::size_t);
-
 }  // namespace xgrad::data

@@ -61,15 +61,4 @@ CheckpointExtra load(nn::Module<T>& module, optim::Optimizer<T>& opt, const std:
 // vocabulary before the model that the checkpoint fits is constructed.
 CheckpointExtra load_extra(const std::string& path);
 
-extern template void save(const nn::Module<float>&, const std::string&, const CheckpointExtra&);
-extern template void save(const nn::Module<double>&, const std::string&, const CheckpointExtra&);
-extern template CheckpointExtra load(nn::Module<float>&, const std::string&);
-extern template CheckpointExtra load(nn::Module<double>&, const std::string&);
-extern template void save(const nn::Module<float>&, const optim::Optimizer<float>&, const std::string&,
-                          const CheckpointExtra&);
-extern template void save(const nn::Module<double>&, const optim::Optimizer<double>&, const std::string&,
-                          const CheckpointExtra&);
-extern template CheckpointExtra load(nn::Module<float>&, optim::Optimizer<float>&, const std::string&);
-extern template CheckpointExtra load(nn::Module<double>&, optim::Optimizer<double>&, const std::string&);
-
 }  // namespace xgrad

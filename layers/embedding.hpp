@@ -27,7 +27,4 @@ class Embedding : public Module<T> {
   std::size_t num_, dim_;
 };
 
-extern template class Embedding<float>;
-extern template class Embedding<double>;
-
 }  // namespace xgrad::nn

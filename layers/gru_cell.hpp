@@ -45,7 +45,4 @@ class GRUCell : public Module<T> {
   std::size_t n_x_, n_a_;
 };
 
-extern template class GRUCell<float>;
-extern template class GRUCell<double>;
-
 }  // namespace xgrad::nn

@@ -29,7 +29,4 @@ class Linear : public Module<T> {
   std::size_t in_, out_;
 };
 
-extern template class Linear<float>;
-extern template class Linear<double>;
-
 }  // namespace xgrad::nn

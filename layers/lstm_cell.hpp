@@ -52,9 +52,4 @@ class LSTMCell : public Module<T> {
   std::size_t n_x_, n_a_;
 };
 
-extern template struct LSTMState<float>;
-extern template struct LSTMState<double>;
-extern template class LSTMCell<float>;
-extern template class LSTMCell<double>;
-
 }  // namespace xgrad::nn

@@ -51,9 +51,4 @@ class Module {
   bool training_ = true;
 };
 
-extern template class Module<float>;
-extern template class Module<double>;
-extern template Array<float> uniform(const Shape&, double);
-extern template Array<double> uniform(const Shape&, double);
-
 }  // namespace xgrad::nn

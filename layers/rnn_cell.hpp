@@ -47,7 +47,4 @@ class RNNCell : public Module<T> {
   Nonlinearity nonlinearity_;
 };
 
-extern template class RNNCell<float>;
-extern template class RNNCell<double>;
-
 }  // namespace xgrad::nn

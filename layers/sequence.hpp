@@ -190,19 +190,4 @@ class GRU : public detail::SequenceLayer<T, GRUCell<T>> {
   }
 };
 
-namespace detail {
-extern template class SequenceLayer<float, RNNCell<float>>;
-extern template class SequenceLayer<double, RNNCell<double>>;
-extern template class SequenceLayer<float, LSTMCell<float>>;
-extern template class SequenceLayer<double, LSTMCell<double>>;
-extern template class SequenceLayer<float, GRUCell<float>>;
-extern template class SequenceLayer<double, GRUCell<double>>;
-}  // namespace detail
-extern template class RNN<float>;
-extern template class RNN<double>;
-extern template class LSTM<float>;
-extern template class LSTM<double>;
-extern template class GRU<float>;
-extern template class GRU<double>;
-
 }  // namespace xgrad::nn

@@ -32,7 +32,4 @@ class Adagrad : public Optimizer<T> {
   std::size_t sum_ = 0;
 };
 
-extern template class Adagrad<float>;
-extern template class Adagrad<double>;
-
 }  // namespace xgrad::optim

@@ -52,9 +52,4 @@ class AdamW : public Adam<T> {
   AdamW(std::vector<Var<T>> params, double lr = 1e-3, const AdamWOptions& options = {});
 };
 
-extern template class Adam<float>;
-extern template class Adam<double>;
-extern template class AdamW<float>;
-extern template class AdamW<double>;
-
 }  // namespace xgrad::optim

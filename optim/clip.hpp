@@ -19,9 +19,4 @@ double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm, double
 template <class T>
 void clip_grad_value(const std::vector<Var<T>>& params, double limit);
 
-extern template double clip_grad_norm(const std::vector<Var<float>>&, double, double);
-extern template double clip_grad_norm(const std::vector<Var<double>>&, double, double);
-extern template void clip_grad_value(const std::vector<Var<float>>&, double);
-extern template void clip_grad_value(const std::vector<Var<double>>&, double);
-
 }  // namespace xgrad::optim

@@ -71,7 +71,4 @@ class Optimizer {
 // Throws ValueError "<what>: <name> must be <rule>, got <value>" unless ok.
 void check_option(bool ok, const char* what, const char* name, const char* rule, double value);
 
-extern template class Optimizer<float>;
-extern template class Optimizer<double>;
-
 }  // namespace xgrad::optim

@@ -32,7 +32,4 @@ class RMSprop : public Optimizer<T> {
   std::size_t square_avg_ = 0, momentum_buffer_ = 0, grad_avg_ = 0;
 };
 
-extern template class RMSprop<float>;
-extern template class RMSprop<double>;
-
 }  // namespace xgrad::optim

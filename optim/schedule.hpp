@@ -44,7 +44,4 @@ class Scheduler {
   Schedule schedule_;
 };
 
-extern template class Scheduler<float>;
-extern template class Scheduler<double>;
-
 }  // namespace xgrad::optim

@@ -31,7 +31,4 @@ class SGD : public Optimizer<T> {
   std::size_t momentum_buffer_ = 0;
 };
 
-extern template class SGD<float>;
-extern template class SGD<double>;
-
 }  // namespace xgrad::optim

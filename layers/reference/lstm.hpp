@@ -108,23 +108,4 @@ void from_reference(const LSTMParams<T>& p, nn::LSTMCell<T>& cell);
 template <class T>
 void from_reference(const LSTMParams<T>& p, nn::LSTMCell<T>& cell, nn::Linear<T>& head);
 
-#define XGRAD_REFERENCE_LSTM_EXTERN(T)                                                                        \
-  extern template struct LSTMParams<T>;                                                                       \
-  extern template struct LSTMCache<T>;                                                                        \
-  extern template LSTMCellForward<T> lstm_cell_forward(const Array<T>&, const Array<T>&, const Array<T>&,     \
-                                                       const LSTMParams<T>&);                                 \
-  extern template LSTMForward<T> lstm_forward(const Array<T>&, const Array<T>&, const LSTMParams<T>&);        \
-  extern template LSTMCellGradients<T> lstm_cell_backward(const Array<T>&, const Array<T>&,                   \
-                                                          const LSTMCache<T>&);                               \
-  extern template LSTMGradients<T> lstm_backward(const Array<T>&, const LSTMCaches<T>&);                      \
-  extern template LSTMParams<T> lstm_params_from_layers(const Array<T>&, const Array<T>&, const Array<T>&,     \
-                                                        const Array<T>&, const Array<T>&);                    \
-  extern template LSTMLayerParams<T> lstm_params_to_layers(const LSTMParams<T>&);                             \
-  extern template LSTMParams<T> to_reference(const nn::LSTMCell<T>&, const nn::Linear<T>&);                   \
-  extern template void from_reference(const LSTMParams<T>&, nn::LSTMCell<T>&);                               \
-  extern template void from_reference(const LSTMParams<T>&, nn::LSTMCell<T>&, nn::Linear<T>&);
-XGRAD_REFERENCE_LSTM_EXTERN(float)
-XGRAD_REFERENCE_LSTM_EXTERN(double)
-#undef XGRAD_REFERENCE_LSTM_EXTERN
-
 }  // namespace xgrad::reference

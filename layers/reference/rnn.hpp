@@ -116,23 +116,4 @@ void from_reference(const RNNParams<T>& p, nn::RNNCell<T>& cell);
 template <class T>
 void from_reference(const RNNParams<T>& p, nn::RNNCell<T>& cell, nn::Linear<T>& head);
 
-#define XGRAD_REFERENCE_RNN_EXTERN(T)                                                                    \
-  extern template struct RNNParams<T>;                                                                   \
-  extern template struct RNNCache<T>;                                                                    \
-  extern template Array<T> softmax(const Array<T>&);                                                     \
-  extern template RNNCellForward<T> rnn_cell_forward(const Array<T>&, const Array<T>&, const RNNParams<T>&); \
-  extern template RNNForward<T> rnn_forward(const Array<T>&, const Array<T>&, const RNNParams<T>&);      \
-  extern template RNNCellGradients<T> rnn_cell_backward(const Array<T>&, const RNNCache<T>&);            \
-  extern template RNNGradients<T> rnn_backward(const Array<T>&, const RNNCaches<T>&);                    \
-  extern template Array<T> to_layers_layout(const Array<T>&);                                            \
-  extern template Array<T> to_seed_layout(const Array<T>&);                                              \
-  extern template RNNParams<T> rnn_params_from_layers(const Array<T>&, const Array<T>&, const Array<T>&, \
-                                                      const Array<T>&, const Array<T>&);                 \
-  extern template RNNParams<T> to_reference(const nn::RNNCell<T>&, const nn::Linear<T>&);                \
-  extern template void from_reference(const RNNParams<T>&, nn::RNNCell<T>&);                            \
-  extern template void from_reference(const RNNParams<T>&, nn::RNNCell<T>&, nn::Linear<T>&);
-XGRAD_REFERENCE_RNN_EXTERN(float)
-XGRAD_REFERENCE_RNN_EXTERN(double)
-#undef XGRAD_REFERENCE_RNN_EXTERN
-
 }  // namespace xgrad::reference
