@@ -7,9 +7,9 @@ namespace xgrad {
 
 template <class T>
 std::string to_dot(const Var<T>& v, const std::vector<std::pair<std::string, Var<T>>>& names) {
-  const Slot<T>* root = &v.slot();
+  const Slot<T>* root = &v.slot("to_dot");
   std::unordered_map<const Slot<T>*, std::string> leaf_names;
-  for (const auto& [name, p] : names) leaf_names[&p.slot()] = name;
+  for (const auto& [name, p] : names) leaf_names[&p.slot("to_dot")] = name;
 
   std::ostringstream os;
   os << "digraph xgrad {\n  rankdir=BT;\n  node [fontname=\"monospace\"];\n";

@@ -7,13 +7,15 @@
 
 namespace xgrad {
 
+using detail::check_live;
 using detail::grad_ref;
 using detail::OpRecord;
 
 // loss = -1/N Σ_i log softmax(x_i)[t_i]; dx_i = g/N · (softmax(x_i) - onehot(t_i)).
-// The softmax of each row is saved in aux for the backward pass.
+// Saved for the backward pass: the softmax of each row (saved_array) and the targets (saved_ids).
 template <class T>
 Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
+  check_live("cross_entropy", logits);
   if (logits.dim() < 2)
     throw ShapeError("cross_entropy: logits must be (N, C) or (..., C), got shape " + shape_str(logits.shape()));
   const std::size_t C = logits.shape()[logits.dim() - 1];
@@ -28,7 +30,7 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
                        ") outside the logits' " + std::to_string(C) + " classes");
   OpRecord<T> r("cross_entropy", {&logits});
   Array<T> scratch;
-  Array<T>& p = r.needs_backward() ? r.node()->aux : scratch;
+  Array<T>& p = r.needs_backward() ? r.node()->saved_array : scratch;
   p.resize({N, C});  // the softmax, one row per position
   const T* x = logits.value().data();
   double total = 0;
@@ -47,16 +49,18 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
   }
   r.value().resize(Shape{});
   r.value()() = static_cast<T>(total / static_cast<double>(N));
-  if (r.needs_backward()) r.node()->ids = targets;
+  if (r.needs_backward()) r.node()->saved_ids = targets;
   return r.finish([](Node<T>& n) {
+    const Array<T>& softmax = n.saved_array;  // (N, C)
+    const std::vector<int>& targets = n.saved_ids;
     Slot<T>& X = n.in(0);
-    const std::size_t N = n.aux.shape()[0], C = n.aux.shape()[1];
+    const std::size_t N = softmax.shape()[0], C = softmax.shape()[1];
     const T scale = n.grad.flat(0) / static_cast<T>(N);
     T* g = grad_ref(X).data();
-    const T* p = n.aux.data();
+    const T* p = softmax.data();
     for (std::size_t i = 0; i < N; ++i) {
       for (std::size_t c = 0; c < C; ++c) g[i * C + c] += scale * p[i * C + c];
-      g[i * C + static_cast<std::size_t>(n.ids[i])] -= scale;
+      g[i * C + static_cast<std::size_t>(targets[i])] -= scale;
     }
   });
 }
@@ -65,6 +69,7 @@ namespace {
 
 template <class T>
 void check_shapes_equal(const char* op, const Var<T>& a, const Var<T>& b) {
+  check_live(op, a, b);
   if (!detail::shapes_equal(a.shape(), b.shape()))
     throw ShapeError(std::string(op) + ": shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   if (a.size() == 0) throw ValueError(std::string(op) + ": empty inputs of shape " + shape_str(a.shape()));

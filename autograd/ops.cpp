@@ -20,8 +20,10 @@ namespace xgrad {
 using detail::add_grad;
 using detail::add_grad_copy;
 using detail::add_grad_each;
+using detail::check_live;
 using detail::grad_ref;
 using detail::OpRecord;
+using detail::saved;
 
 namespace {
 
@@ -46,13 +48,30 @@ void check_broadcast(const char* op, const Var<T>& a, const Var<T>& b) {
   broadcast_shape(op, a.shape(), b.shape());
 }
 
-// axis in [-dim, dim) made non-negative, or an IndexError.
-std::size_t norm_axis(const char* op, long axis, std::size_t dim, const std::string& shape) {
-  const long d = static_cast<long>(dim);
+// axis in [-dim, dim) made non-negative, or an IndexError (the shape is formatted only then).
+template <class S>
+std::size_t norm_axis(const char* op, long axis, const S& shape) {
+  const long d = static_cast<long>(shape.size());
   if (axis < -d || axis >= d)
-    throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " + shape);
+    throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
+                     shape_str(shape));
   return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
 }
+
+// What the ops below save for their backward (OpRecord::save, read back with saved<S>).
+struct AxisSaved {  // sum over an axis, softmax, log_softmax, concat
+  std::size_t axis;
+};
+struct SliceSaved {  // slice keeps [begin, end) along axis
+  std::size_t axis, begin, end;
+};
+struct SelectSaved {  // select takes a[index] along axis 0
+  std::size_t index;
+};
+template <class T>
+struct AffineSaved {  // y = alpha·a + beta
+  T alpha;
+};
 
 template <class T>
 void require_matrix(const char* op, const Var<T>& a, const char* what) {
@@ -127,6 +146,7 @@ void grad_each_or(Node<T>& n, std::size_t i, F f, E&& e) {
 // y = a + b
 template <class T>
 Var<T> add(const Var<T>& a, const Var<T>& b) {
+  check_live("add", a, b);
   check_broadcast("add", a, b);
   OpRecord<T> r("add", {&a, &b});
   elementwise(r.value(), a, b, [](T x, T y) { return x + y; }, a.value() + b.value());
@@ -140,6 +160,7 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
 // y = a - b
 template <class T>
 Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  check_live("sub", a, b);
   check_broadcast("sub", a, b);
   OpRecord<T> r("sub", {&a, &b});
   elementwise(r.value(), a, b, [](T x, T y) { return x - y; }, a.value() - b.value());
@@ -153,6 +174,7 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
 // y = a ∘ b; da = g ∘ b, db = g ∘ a
 template <class T>
 Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  check_live("mul", a, b);
   check_broadcast("mul", a, b);
   OpRecord<T> r("mul", {&a, &b});
   elementwise(r.value(), a, b, [](T x, T y) { return x * y; }, a.value() * b.value());
@@ -173,6 +195,7 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
 // y = a / b; da = g / b, db = -g ∘ y / b
 template <class T>
 Var<T> div(const Var<T>& a, const Var<T>& b) {
+  check_live("div", a, b);
   check_broadcast("div", a, b);
   OpRecord<T> r("div", {&a, &b});
   xt::noalias(r.value()) = a.value() / b.value();
@@ -195,10 +218,10 @@ template <class T>
 Var<T> affine(const Var<T>& a, T alpha, T beta) {
   OpRecord<T> r("affine", {&a});
   xt::noalias(r.value()) = alpha * a.value() + beta;
-  if (r.node()) r.node()->scalar = alpha;
+  r.save(AffineSaved<T>{alpha});
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
-    const T alpha = n.scalar;
+    const T alpha = saved<AffineSaved<T>>(n).alpha;
     add_grad_each(n.in(0), n.value.size(), [g, alpha](std::size_t k) { return alpha * g[k]; });
   });
 }
@@ -317,6 +340,7 @@ void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
 // y = a·b   a (m, k), b (k, n); da += g·bᵀ, db += aᵀ·g
 template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b) {
+  check_live("matmul", a, b);
   require_matrix("matmul", a, "left operand");
   require_matrix("matmul", b, "right operand");
   if (a.shape()[1] != b.shape()[0])
@@ -331,6 +355,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
 // y = a·bᵀ   a (m, k), b (n, k); da += g·b, db += gᵀ·a
 template <class T>
 Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
+  check_live("matmul_nt", a, b);
   require_matrix("matmul_nt", a, "left operand");
   require_matrix("matmul_nt", b, "right operand");
   if (a.shape()[1] != b.shape()[1])
@@ -348,6 +373,7 @@ Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
 // output (T, m, n_a) goes through the output layer without a reshape.
 template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
+  check_live("linear", x, w, b);
   require_matrix("linear", w, "weight");
   if (x.dim() < 2 || x.shape()[x.dim() - 1] != w.shape()[1])
     throw ShapeError("linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(w.shape()) +
@@ -380,6 +406,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
 // hidden-state product, without a separate add and its arrays.
 template <class T>
 Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
+  check_live("addmm_nt", c, a, b);
   require_matrix("addmm_nt", a, "left operand");
   require_matrix("addmm_nt", b, "right operand");
   if (a.shape()[1] != b.shape()[1])
@@ -406,6 +433,7 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
 // dw[:, ids[i]] += g[i], db += Σ_i g[i].
 template <class T>
 Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>& b) {
+  check_live("linear_onehot", w, b);
   require_matrix("linear_onehot", w, "weight");
   const std::size_t out = w.shape()[0], in = w.shape()[1];
   if (b.dim() != 1 || b.shape()[0] != out)
@@ -427,23 +455,24 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
     const T* col = pw + static_cast<std::size_t>(ids[i]);
     for (std::size_t o = 0; o < out; ++o) row[o] = col[o * in] + pb[o];
   }
-  if (r.needs_backward()) r.node()->ids = ids;
+  if (r.needs_backward()) r.node()->saved_ids = ids;
   return r.finish([](Node<T>& nd) {
+    const std::vector<int>& ids = nd.saved_ids;
     Slot<T>& W = nd.in(0);
     Slot<T>& B = nd.in(1);
     const std::size_t out = W.value.shape()[0], in = W.value.shape()[1];
     const T* g = nd.grad.data();
     if (W.requires_grad) {
       T* dw = grad_ref(W).data();
-      for (std::size_t i = 0; i < nd.ids.size(); ++i) {
-        T* col = dw + static_cast<std::size_t>(nd.ids[i]);
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        T* col = dw + static_cast<std::size_t>(ids[i]);
         const T* gi = g + i * out;
         for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
       }
     }
     if (B.requires_grad) {
       T* db = grad_ref(B).data();
-      for (std::size_t i = 0; i < nd.ids.size(); ++i) add_into(db, g + i * out, out);
+      for (std::size_t i = 0; i < ids.size(); ++i) add_into(db, g + i * out, out);
     }
   });
 }
@@ -468,13 +497,14 @@ Var<T> sum(const Var<T>& a) {
 // y = Σ_axis a (the axis removed); da = g broadcast back along the axis
 template <class T>
 Var<T> sum(const Var<T>& a, long axis) {
-  const std::size_t ax = norm_axis("sum", axis, a.dim(), shape_str(a.shape()));
+  check_live("sum", a);
+  const std::size_t ax = norm_axis("sum", axis, a.shape());
   OpRecord<T> r("sum_axis", {&a});
   r.value() = xt::sum(a.value(), {ax}, xt::evaluation_strategy::immediate);
-  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
     Slot<T>& A = n.in(0);
-    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    const std::size_t ax = saved<AxisSaved>(n).axis;
     add_grad(A, xt::broadcast(xt::expand_dims(n.grad, ax), A.value.shape()));
   });
 }
@@ -482,6 +512,7 @@ Var<T> sum(const Var<T>& a, long axis) {
 // y = Σ a / N (0-d)
 template <class T>
 Var<T> mean(const Var<T>& a) {
+  check_live("mean", a);
   require_nonempty("mean", a);
   OpRecord<T> r("mean", {&a});
   r.value().resize(Shape{});
@@ -498,14 +529,15 @@ Var<T> mean(const Var<T>& a) {
 // y = e^(a - max) / Σ e^(a - max) along axis; da = y ∘ (g - Σ_axis g ∘ y)
 template <class T>
 Var<T> softmax(const Var<T>& a, long axis) {
+  check_live("softmax", a);
   require_nonempty("softmax", a);
-  const std::size_t ax = norm_axis("softmax", axis, a.dim(), shape_str(a.shape()));
+  const std::size_t ax = norm_axis("softmax", axis, a.shape());
   OpRecord<T> r("softmax", {&a});
   Array<T> e = xt::exp(a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
   xt::noalias(r.value()) = e / xt::sum(e, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
-  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
-    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    const std::size_t ax = saved<AxisSaved>(n).axis;
     Array<T> gy = n.grad * n.value;
     Array<T> s = xt::sum(gy, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
     add_grad(n.in(0), gy - n.value * s);
@@ -515,15 +547,16 @@ Var<T> softmax(const Var<T>& a, long axis) {
 // y = a - max - log Σ e^(a - max) along axis; da = g - softmax(a) ∘ Σ_axis g
 template <class T>
 Var<T> log_softmax(const Var<T>& a, long axis) {
+  check_live("log_softmax", a);
   require_nonempty("log_softmax", a);
-  const std::size_t ax = norm_axis("log_softmax", axis, a.dim(), shape_str(a.shape()));
+  const std::size_t ax = norm_axis("log_softmax", axis, a.shape());
   OpRecord<T> r("log_softmax", {&a});
   Array<T> shifted = a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
   Array<T> lse = xt::log(xt::sum(xt::exp(shifted), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
   xt::noalias(r.value()) = shifted - lse;
-  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
-    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    const std::size_t ax = saved<AxisSaved>(n).axis;
     Array<T> s = xt::sum(n.grad, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
     add_grad(n.in(0), n.grad - xt::exp(n.value) * s);
   });
@@ -535,8 +568,9 @@ Var<T> log_softmax(const Var<T>& a, long axis) {
 template <class T>
 Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
   if (vars.empty()) throw ValueError("concat: no inputs");
+  check_live("concat", vars);
   const auto& s0 = vars[0].shape();
-  const std::size_t ax = norm_axis("concat", axis, s0.size(), shape_str(s0));
+  const std::size_t ax = norm_axis("concat", axis, s0);
   Shape out_shape(s0.begin(), s0.end());
   out_shape[ax] = 0;
   for (const Var<T>& v : vars) {
@@ -557,9 +591,9 @@ Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
     xt::strided_view(y, axis_range(y.dimension(), ax, offset, offset + w)) = v.value();
     offset += w;
   }
-  if (r.node()) r.node()->ints.assign(1, static_cast<long>(ax));
+  r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
-    const auto ax = static_cast<std::size_t>(n.ints[0]);
+    const std::size_t ax = saved<AxisSaved>(n).axis;
     std::size_t offset = 0;
     for (Slot<T>* in : n.inputs) {
       const std::size_t w = in->value.shape()[ax];
@@ -577,7 +611,8 @@ Var<T> concat(std::initializer_list<Var<T>> vars, long axis) {
 // y = a[..., begin:end, ...] along axis; the gradient goes back into that block
 template <class T>
 Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
-  const std::size_t ax = norm_axis("slice", axis, a.dim(), shape_str(a.shape()));
+  check_live("slice", a);
+  const std::size_t ax = norm_axis("slice", axis, a.shape());
   const long len = static_cast<long>(a.shape()[ax]);
   if (begin < 0 || end > len || begin >= end)
     throw IndexError("slice: range [" + std::to_string(begin) + ", " + std::to_string(end) + ") along axis " +
@@ -592,13 +627,13 @@ Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
   const T* src = a.value().data();
   T* dst = r.value().data();
   for (std::size_t o = 0; o < bl.outer; ++o) std::copy(src + o * bl.row + from, src + o * bl.row + from + keep, dst + o * keep);
-  if (r.node()) r.node()->ints.assign({static_cast<long>(ax), begin, end});
+  r.save(SliceSaved{ax, static_cast<std::size_t>(begin), static_cast<std::size_t>(end)});
   return r.finish([](Node<T>& n) {
     Slot<T>& A = n.in(0);
     if (!A.requires_grad) return;
-    const Blocks bl = blocks(A.value.shape(), static_cast<std::size_t>(n.ints[0]));
-    const std::size_t keep = static_cast<std::size_t>(n.ints[2] - n.ints[1]) * bl.inner,
-                      from = static_cast<std::size_t>(n.ints[1]) * bl.inner;
+    const SliceSaved sv = saved<SliceSaved>(n);
+    const Blocks bl = blocks(A.value.shape(), sv.axis);
+    const std::size_t keep = (sv.end - sv.begin) * bl.inner, from = sv.begin * bl.inner;
     T* g = grad_ref(A).data();
     const T* src = n.grad.data();
     for (std::size_t o = 0; o < bl.outer; ++o) add_into(g + o * bl.row + from, src + o * keep, keep);
@@ -608,6 +643,7 @@ Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
 // y = a[index] along axis 0: a contiguous block of a
 template <class T>
 Var<T> select(const Var<T>& a, long index) {
+  check_live("select", a);
   if (a.dim() == 0) throw ShapeError("select: needs at least one axis, got a 0-d value");
   const long len = static_cast<long>(a.shape()[0]);
   if (index < 0 || index >= len)
@@ -618,12 +654,11 @@ Var<T> select(const Var<T>& a, long index) {
   r.value().resize(s);
   const T* src = a.value().data() + static_cast<std::size_t>(index) * block;
   std::copy(src, src + block, r.value().data());
-  if (r.node()) r.node()->ints.assign(1, index);
+  r.save(SelectSaved{static_cast<std::size_t>(index)});
   return r.finish([](Node<T>& n) {
     Slot<T>& A = n.in(0);
     if (!A.requires_grad) return;
-    add_into(grad_ref(A).data() + static_cast<std::size_t>(n.ints[0]) * n.value.size(), n.grad.data(),
-             n.value.size());
+    add_into(grad_ref(A).data() + saved<SelectSaved>(n).index * n.value.size(), n.grad.data(), n.value.size());
   });
 }
 
@@ -631,6 +666,7 @@ Var<T> select(const Var<T>& a, long index) {
 template <class T>
 Var<T> stack(const std::vector<Var<T>>& vars) {
   if (vars.empty()) throw ValueError("stack: no inputs");
+  check_live("stack", vars);
   const auto& s0 = vars[0].shape();
   for (const Var<T>& v : vars)
     if (!detail::shapes_equal(v.shape(), s0))
@@ -656,6 +692,7 @@ Var<T> stack(std::initializer_list<Var<T>> vars) {
 // Same elements, new shape
 template <class T>
 Var<T> reshape(const Var<T>& a, const Shape& shape) {
+  check_live("reshape", a);
   const std::size_t n = std::accumulate(shape.begin(), shape.end(), std::size_t(1), std::multiplies<>());
   if (n != a.size())
     throw ShapeError("reshape: cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.size()) +
@@ -671,6 +708,7 @@ Var<T> reshape(const Var<T>& a, const Shape& shape) {
 // y = aᵀ for a matrix
 template <class T>
 Var<T> transpose(const Var<T>& a) {
+  check_live("transpose", a);
   if (a.dim() != 2) throw ShapeError("transpose: needs a matrix, got shape " + shape_str(a.shape()));
   OpRecord<T> r("transpose", {&a});
   xt::noalias(r.value()) = xt::transpose(a.value());
@@ -680,6 +718,7 @@ Var<T> transpose(const Var<T>& a) {
 // y[i] = table[ids[i]]; the gradient rows are added back into the picked rows
 template <class T>
 Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
+  check_live("embedding", table);
   if (table.dim() != 2) throw ShapeError("embedding: table must be a matrix, got shape " + shape_str(table.shape()));
   const std::size_t rows = table.shape()[0], dim = table.shape()[1];
   for (std::size_t i = 0; i < ids.size(); ++i)
@@ -692,14 +731,15 @@ Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
     const T* src = table.value().data() + static_cast<std::size_t>(ids[i]) * dim;
     std::copy(src, src + dim, r.value().data() + i * dim);
   }
-  if (r.needs_backward()) r.node()->ids = ids;
+  if (r.needs_backward()) r.node()->saved_ids = ids;
   return r.finish([](Node<T>& n) {
     Slot<T>& W = n.in(0);
     if (!W.requires_grad) return;
+    const std::vector<int>& ids = n.saved_ids;
     const std::size_t dim = W.value.shape()[1];
     T* g = grad_ref(W).data();
-    for (std::size_t i = 0; i < n.ids.size(); ++i)
-      add_into(g + static_cast<std::size_t>(n.ids[i]) * dim, n.grad.data() + i * dim, dim);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      add_into(g + static_cast<std::size_t>(ids[i]) * dim, n.grad.data() + i * dim, dim);
   });
 }
 

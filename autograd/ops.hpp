@@ -2,9 +2,27 @@
 //
 // Elementwise binary ops broadcast as NumPy does; their backward sums the gradient back to
 // each input's shape. Matrices are row-major (rows are examples).
+//
+// Adding an op. An op is one function template in ops.cpp (losses: losses.cpp), in this order:
+//   1. checks: detail::check_live(op, inputs...) when the checks read the inputs, then the
+//      shape, axis and index checks, throwing ShapeError/IndexError/ValueError that name the op
+//      and the shapes; nothing is recorded yet, so a failed check changes nothing;
+//   2. forward: detail::OpRecord<T> r("name", {&a, &b}), then the value written into r.value();
+//      what the backward needs beyond the inputs and the output goes into the node: a small
+//      struct of named fields with r.save(MySaved{...}), or r.node()->saved_array / saved_ids
+//      when r.needs_backward();
+//   3. backward: return r.finish([](Node<T>& n) { ... }), a lambda capturing nothing that sends
+//      n.grad to each input n.in(i) through add_grad / add_grad_each / grad_ref (record.hpp),
+//      reading saved<MySaved>(n) for what was saved.
+// Then its declaration below, its line in XGRAD_OPS_INSTANTIATE at the end of ops.cpp, and its
+// entry in cases() of tests/test_ops.cpp (name, input shapes, input domain, the op, the same
+// computation in xtensor), which checks the forward value and the gradient by finite
+// differences in double; its error messages get an expect_error_with line there.
 #pragma once
 
 #include <initializer_list>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "var.hpp"
@@ -98,5 +116,34 @@ template <class T, class S, class = std::enable_if_t<std::is_arithmetic_v<S> && 
 Var<T> operator/(const Var<T>& a, S s) { return a / T(s); }
 template <class T, class S, class = std::enable_if_t<std::is_arithmetic_v<S> && !std::is_same_v<S, T>>>
 Var<T> operator/(S s, const Var<T>& a) { return T(s) / a; }
+
+// A Var with an xtensor expression (an xt::xarray<T>, a view, arr * 2, xt::ones<T>(shape)): the
+// expression becomes a constant and the op is recorded, so v + arr is v + constant(arr), with
+// broadcasting, and the gradient flows to v. Without these, xtensor's own operators would take
+// the Var for a scalar and build a silent xtensor expression. The Var is taken by value (a
+// handle): that makes these overloads more specialized than xtensor's forwarding-reference ones
+// for every value category of both operands.
+namespace detail {
+template <class E>
+using if_xexpression = std::enable_if_t<xt::is_xexpression<E>::value, int>;
+template <class T, class E>
+Var<T> constant_of(E&& e) { return constant(Array<T>(std::forward<E>(e))); }
+}  // namespace detail
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator+(Var<T> a, E&& e) { return add(a, detail::constant_of<T>(std::forward<E>(e))); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator+(E&& e, Var<T> a) { return add(detail::constant_of<T>(std::forward<E>(e)), a); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator-(Var<T> a, E&& e) { return sub(a, detail::constant_of<T>(std::forward<E>(e))); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator-(E&& e, Var<T> a) { return sub(detail::constant_of<T>(std::forward<E>(e)), a); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator*(Var<T> a, E&& e) { return mul(a, detail::constant_of<T>(std::forward<E>(e))); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator*(E&& e, Var<T> a) { return mul(detail::constant_of<T>(std::forward<E>(e)), a); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator/(Var<T> a, E&& e) { return div(a, detail::constant_of<T>(std::forward<E>(e))); }
+template <class T, class E, detail::if_xexpression<E> = 0>
+Var<T> operator/(E&& e, Var<T> a) { return div(detail::constant_of<T>(std::forward<E>(e)), a); }
 
 }  // namespace xgrad

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <initializer_list>
+#include <type_traits>
 
 #include <xtensor/xnoalias.hpp>
 
@@ -80,6 +82,35 @@ void add_grad_copy(Slot<T>& s, const T* src) {
   add_grad_each(s, s.value.size(), [src](std::size_t k) { return src[k]; });
 }
 
+// What an op may save in a node's saved_bytes: a trivially copyable struct (copied with memcpy,
+// no allocation) that fits.
+template <class S, class T>
+inline constexpr bool saveable_v = std::is_trivially_copyable_v<S> && sizeof(S) <= Node<T>::kSavedBytes;
+
+// The small struct S that the op of node n saved with OpRecord::save. Each op names its saved
+// state with its own struct (SliceSaved{axis, begin, end}), so a backward reads fields, not
+// positions; the copy is a few register moves.
+template <class S, class T>
+S saved(const Node<T>& n) {
+  static_assert(saveable_v<S, T>);
+  S s;
+  std::memcpy(&s, n.saved_bytes, sizeof(S));
+  return s;
+}
+
+// Throws StaleHandleError naming `op` for an input whose tape was cleared. An op that reads its
+// inputs (their shapes, in its checks) before constructing its OpRecord calls this first, so
+// the error names the op rather than the accessor.
+template <class T, class... More>
+void check_live(const char* op, const Var<T>& v, const More&... more) {
+  v.slot(op);
+  (more.slot(op), ...);
+}
+template <class T>
+void check_live(const char* op, const std::vector<Var<T>>& vars) {
+  for (const Var<T>& v : vars) v.slot(op);
+}
+
 [[noreturn]] void throw_anomaly(const char* op, std::size_t position, const char* where,
                                 const std::vector<std::string>& input_shapes);
 
@@ -97,13 +128,13 @@ class OpRecord {
  public:
   OpRecord(const char* op, std::initializer_list<const Var<T>*> inputs) : op_(op) {
     bool any = false;
-    for (const Var<T>* v : inputs) any = any || v->slot().requires_grad;
+    for (const Var<T>* v : inputs) any = any || v->slot(op).requires_grad;
     start(any);
     for (const Var<T>* v : inputs) add_input(*v);
   }
   OpRecord(const char* op, const std::vector<Var<T>>& inputs) : op_(op) {
     bool any = false;
-    for (const Var<T>& v : inputs) any = any || v.slot().requires_grad;
+    for (const Var<T>& v : inputs) any = any || v.slot(op).requires_grad;
     start(any);
     for (const Var<T>& v : inputs) add_input(v);
   }
@@ -112,6 +143,12 @@ class OpRecord {
   // The node being recorded, or null when not recording (no-grad): then the op saves nothing.
   Node<T>* node() { return node_; }
   bool needs_backward() const { return node_ != nullptr && node_->requires_grad; }
+  // Keeps the op's small struct of saved state (read back with saved<S>) when recording.
+  template <class S>
+  void save(const S& s) {
+    static_assert(saveable_v<S, T>);
+    if (node_ != nullptr) std::memcpy(node_->saved_bytes, &s, sizeof(S));
+  }
 
   Var<T> finish(BackwardFn<T> backward) {
     if (anomaly_enabled() && !all_finite(out_->value)) {
@@ -142,7 +179,7 @@ class OpRecord {
     if (node_ == nullptr) return;
     if (v.tape() != nullptr && v.tape() != tape_)
       throw Error(std::string(op_) + ": an input was recorded on another thread's tape");
-    node_->inputs.push_back(&v.slot());
+    node_->inputs.push_back(&v.slot(op_));
     node_->input_is_param.push_back(v.is_param());
     if (v.leaf()) tape_->hold(v.leaf());
   }

@@ -22,11 +22,6 @@ DetectAnomaly::DetectAnomaly() : previous_(tl_anomaly) { tl_anomaly = true; }
 DetectAnomaly::~DetectAnomaly() { tl_anomaly = previous_; }
 
 template <class T>
-void Slot<T>::grad_add(const Array<T>& g) {
-  detail::add_grad(*this, g);
-}
-
-template <class T>
 T* Slot<T>::grad_buffer(T& beta) {
   if (has_grad) {
     beta = T(1);
@@ -125,10 +120,9 @@ std::size_t Tape<T>::memory_bytes() const {
   std::size_t bytes = nodes_.capacity() * sizeof(void*) + held_.capacity() * sizeof(void*);
   for (const auto& n : nodes_) {
     bytes += sizeof(Node<T>);
-    bytes += (n->value.storage().capacity() + n->grad.storage().capacity() + n->aux.storage().capacity()) *
+    bytes += (n->value.storage().capacity() + n->grad.storage().capacity() + n->saved_array.storage().capacity()) *
              sizeof(T);
-    bytes += n->inputs.capacity() * sizeof(Slot<T>*) + n->ints.capacity() * sizeof(long) +
-             n->ids.capacity() * sizeof(int);
+    bytes += n->inputs.capacity() * sizeof(Slot<T>*) + n->saved_ids.capacity() * sizeof(int);
   }
   for (const auto& [size, buffers] : grad_pool_)
     for (const auto& b : buffers) bytes += b.storage().capacity() * sizeof(T);

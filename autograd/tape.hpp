@@ -29,8 +29,6 @@ struct Slot {
   bool requires_grad = false;  // gradient flows into this slot
   bool has_grad = false;       // grad holds a value in the current sweep (always for params)
 
-  // grad += g, summing g back to value's shape where it was broadcast.
-  void grad_add(const Array<T>& g);
   // Pointer to a gradient buffer of value's shape, and the GEMM beta to write into it:
   // 0 when the buffer is fresh in this sweep, 1 when it already holds a gradient.
   T* grad_buffer(T& beta);
@@ -50,17 +48,21 @@ template <class T>
 using BackwardFn = void (*)(Node<T>&);
 
 // One recorded op. Whatever its backward needs beyond the inputs' values and its own output
-// is kept in the node (aux, ints, scalar, ids), so the backward rule is a plain function.
+// is kept in the node, so the backward rule is a plain function: an array, a list of ids, and
+// a small trivially copyable struct of the op's own with named fields (its axis, its range, its
+// factor), written by OpRecord::save and read by detail::saved<S>(node). All three are reused
+// by the node recorded at this position next time: saving allocates nothing after the first step.
 template <class T>
 struct Node : Slot<T> {
+  static constexpr std::size_t kSavedBytes = 32;
+
   const char* op = "";
   std::vector<Slot<T>*> inputs;
   std::vector<bool> input_is_param;  // for graph export
   BackwardFn<T> backward = nullptr;
-  Array<T> aux;
-  std::vector<long> ints;
-  std::vector<int> ids;
-  T scalar = 0;
+  Array<T> saved_array;
+  std::vector<int> saved_ids;
+  unsigned char saved_bytes[kSavedBytes] = {};  // the op's struct, copied in and out with memcpy
   // Keep this node's gradient after backward (Var::retain_grad); otherwise its buffer goes back
   // to the tape's pool as soon as the node's own backward has used it.
   bool retain = false;

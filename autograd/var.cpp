@@ -8,7 +8,7 @@ namespace xgrad {
 
 template <class T>
 const Array<T>& Var<T>::grad() const {
-  Slot<T>& s = slot();
+  Slot<T>& s = slot("grad");
   if (leaf_ == nullptr) {
     Node<T>& n = tape_->node(index_);
     if (n.released)
@@ -25,14 +25,14 @@ const Array<T>& Var<T>::grad() const {
 
 template <class T>
 const Var<T>& Var<T>::retain_grad() const {
-  slot();
+  slot("retain_grad");
   if (leaf_ == nullptr) tape_->node(index_).retain = true;
   return *this;
 }
 
 template <class T>
 void Var<T>::backward() const {
-  Slot<T>& s = slot();
+  Slot<T>& s = slot("backward");
   if (s.value.size() != 1)
     throw ValueError("backward: called on a value of shape " + shape_str(s.value.shape()) +
                      "; it needs a scalar (one element): reduce it first with sum or mean");
@@ -47,12 +47,12 @@ void Var<T>::backward() const {
 
 template <class T>
 Var<T> Var<T>::detach() const {
-  return constant(Array<T>(slot().value));
+  return constant(Array<T>(slot("detach").value));
 }
 
 template <class T>
 Leaf<T>& Var<T>::param_leaf(const char* what) const {
-  slot();
+  slot(what);
   if (!is_param()) throw ValueError(std::string(what) + ": only a parameter has this (this Var is not one)");
   return *leaf_;
 }
@@ -83,9 +83,10 @@ Array<T>& Var<T>::mutable_value() const {
 }
 
 template <class T>
-void Var<T>::throw_stale() const {
-  throw StaleHandleError("xgrad: stale Var: its tape was cleared (generation " + std::to_string(generation_) +
-                         ", now " + std::to_string(tape_->generation()) +
+void Var<T>::throw_stale(const char* who) const {
+  if (slot_ == nullptr) throw StaleHandleError(std::string(who) + ": use of an empty Var (default-constructed)");
+  throw StaleHandleError(std::string(who) + ": stale handle: its tape was cleared (generation " +
+                         std::to_string(generation_) + ", tape at " + std::to_string(tape_->generation()) +
                          "); keep values across clear_tape() with detach()");
 }
 

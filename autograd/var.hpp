@@ -19,16 +19,16 @@ class Var {
   // A handle to a leaf.
   explicit Var(std::shared_ptr<Leaf<T>> leaf) : slot_(leaf.get()), leaf_(std::move(leaf)) {}
 
-  const Array<T>& value() const { return slot().value; }
+  const Array<T>& value() const { return slot("value").value; }
   // The gradient after backward(); zeros where no gradient reached this value. For an
   // intermediate value (not a leaf) only if retain_grad() was called before backward().
   const Array<T>& grad() const;
   // Keeps this intermediate value's gradient after backward() (parameters always keep theirs).
   const Var& retain_grad() const;
-  const typename Array<T>::shape_type& shape() const { return slot().value.shape(); }
-  std::size_t size() const { return slot().value.size(); }
-  std::size_t dim() const { return slot().value.dimension(); }
-  bool requires_grad() const { return slot().requires_grad; }
+  const typename Array<T>::shape_type& shape() const { return slot("shape").value.shape(); }
+  std::size_t size() const { return slot("size").value.size(); }
+  std::size_t dim() const { return slot("dim").value.dimension(); }
+  bool requires_grad() const { return slot("requires_grad").requires_grad; }
   bool defined() const { return slot_ != nullptr; }
   // A parameter: a persistent leaf whose gradient accumulates until zero_grad().
   bool is_param() const { return leaf_ && leaf_->requires_grad; }
@@ -47,10 +47,10 @@ class Var {
   Array<T>& mutable_grad() const;
   Array<T>& mutable_value() const;
 
-  // Internals for ops: the slot after checking the handle is live.
-  Slot<T>& slot() const {
-    if (slot_ == nullptr) throw StaleHandleError("xgrad: use of an empty Var (default-constructed)");
-    if (tape_ != nullptr && tape_->generation() != generation_) throw_stale();
+  // Internals for ops: the slot after checking the handle is live. `who` (the op or accessor
+  // asking) is only read to name it in the StaleHandleError.
+  Slot<T>& slot(const char* who) const {
+    if (slot_ == nullptr || (tape_ != nullptr && tape_->generation() != generation_)) throw_stale(who);
     return *slot_;
   }
   Tape<T>* tape() const { return tape_; }
@@ -58,7 +58,8 @@ class Var {
   const std::shared_ptr<Leaf<T>>& leaf() const { return leaf_; }
 
  private:
-  [[noreturn]] void throw_stale() const;
+  // The StaleHandleError for a cleared tape or an empty (default-constructed) Var, naming `who`.
+  [[noreturn]] void throw_stale(const char* who) const;
   Leaf<T>& param_leaf(const char* what) const;
 
   Slot<T>* slot_ = nullptr;

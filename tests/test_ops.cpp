@@ -5,6 +5,8 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xmanipulation.hpp>
@@ -200,6 +202,22 @@ std::vector<OpCase> cases() {
                }});
   c.push_back({"mse_loss", {{3, 4}, {3, 4}}, Domain::any, [](const Vars& v) { return mse_loss(v[0], v[1]); },
                [](const std::vector<A>& x) { return A(xt::mean(xt::square(x[0] - x[1]))); }});
+  // A Var with a plain xtensor array or expression on either side: recorded as the op on a
+  // constant, the array broadcast along the rows of x (3, 4).
+  const A arr = {0.5, -1.25, 2.0, 1.5};
+  auto with_array = [&](const std::string& name, auto op, Domain d = Domain::any) {
+    c.push_back({name, {{3, 4}}, d, [op, arr](const Vars& v) { return op(v[0], arr); },
+                 [op, arr](const std::vector<A>& x) { return A(op(x[0], arr)); }});
+  };
+  with_array("var_plus_array", [](const auto& v, const A& a) { return v + a; });
+  with_array("array_plus_var", [](const auto& v, const A& a) { return a + v; });
+  with_array("var_minus_array", [](const auto& v, const A& a) { return v - a; });
+  with_array("array_minus_var", [](const auto& v, const A& a) { return a - v; });
+  with_array("var_times_array", [](const auto& v, const A& a) { return v * a; });
+  with_array("array_times_var", [](const auto& v, const A& a) { return a * v; });
+  with_array("var_div_array", [](const auto& v, const A& a) { return v / a; });
+  with_array("array_div_var", [](const auto& v, const A& a) { return a / v; }, Domain::away_from_zero);
+  with_array("var_times_array_expression", [](const auto& v, const A& a) { return v * (2.0 * a + 1.0); });
   // A composition that reuses one input: gradients from both uses add up.
   c.push_back({"reuse_x_times_x_plus_tanh_x", {{2, 3}}, Domain::any,
                [](const Vars& v) { return v[0] * v[0] + tanh(v[0]); },
@@ -279,6 +297,47 @@ TEST(CrossEntropy, StableForLogitsOfMagnitude1e4) {
   Array<float> lf = xt::cast<float>(logits);
   auto lossf = cross_entropy(param(lf), {0, 2});
   EXPECT_NEAR(lossf.value().flat(0), 2500.0f, 1e-2);
+  clear_tape();
+}
+
+// ------------------------------------------------------------------ Var with xtensor arrays
+
+// Every operator of a Var of T with an xtensor expression, either side, gives a Var<T>.
+template <class T, class L, class R>
+constexpr bool operators_give_var() {
+  using V = Var<T>;
+  return std::is_same_v<decltype(std::declval<L>() + std::declval<R>()), V> &&
+         std::is_same_v<decltype(std::declval<L>() - std::declval<R>()), V> &&
+         std::is_same_v<decltype(std::declval<L>() * std::declval<R>()), V> &&
+         std::is_same_v<decltype(std::declval<L>() / std::declval<R>()), V>;
+}
+using V = Var<double>;
+using View = decltype(xt::view(std::declval<A&>(), 0, xt::all()));
+using Expression = decltype(std::declval<const A&>() * 2.0);
+static_assert(operators_give_var<double, V&, A&>() && operators_give_var<double, A&, V&>());
+static_assert(operators_give_var<double, const V&, const A&>() && operators_give_var<double, const A&, const V&>());
+static_assert(operators_give_var<double, V, A>() && operators_give_var<double, A, V>());
+static_assert(operators_give_var<double, V&, View>() && operators_give_var<double, Expression, const V&>());
+static_assert(operators_give_var<float, Var<float>&, Array<float>&>());
+static_assert(operators_give_var<float, const Array<float>&, Var<float>>());
+
+TEST(VarWithArray, IsTheOpOnAConstantRecordedOnTheTape) {
+  clear_tape();
+  const A arr = {2.0, -4.0};
+  auto v = param(A{1.0, 3.0});
+  const std::size_t before = Tape<double>::current().size();
+  auto y = arr * v;
+  ASSERT_EQ(Tape<double>::current().size(), before + 1);
+  EXPECT_EQ(std::string(Tape<double>::current().node(before).op), "mul");
+  EXPECT_EQ(y.value(), (A{2.0, -12.0}));
+  EXPECT_EQ((v + arr).value(), (v + constant(arr)).value());
+  EXPECT_EQ((arr - v).value(), (A{1.0, -7.0}));
+  EXPECT_EQ((v / arr).value(), (A{0.5, -0.75}));
+  EXPECT_EQ((arr / v).value(), (A{2.0, -4.0 / 3.0}));
+  // d/dv of Σ (v + arr) + (arr - v) + arr∘v + v / arr + arr / v = 1 - 1 + arr + 1/arr - arr/v².
+  sum((v + arr) + (arr - v) + arr * v + v / arr + arr / v).backward();
+  EXPECT_DOUBLE_EQ(v.grad()(0), 2.0 + 0.5 - 2.0);
+  EXPECT_DOUBLE_EQ(v.grad()(1), -4.0 - 0.25 + 4.0 / 9.0);
   clear_tape();
 }
 

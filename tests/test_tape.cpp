@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <thread>
 
 #include <xgrad/xgrad.hpp>
@@ -122,6 +123,36 @@ TEST_F(TapeTest, StaleHandleThrowsInsteadOfReadingFreedMemory) {
   EXPECT_THROW(y.backward(), StaleHandleError);
   EXPECT_THROW(Var<double>().value(), StaleHandleError);
   EXPECT_EQ(z.value(), (A{5.0, 10.0}));
+}
+
+TEST_F(TapeTest, StaleHandleErrorNamesTheOpOrAccessorThatMetIt) {
+  auto w = param(A{1.0, 2.0});
+  auto y = w * 2.0;
+  auto m = reshape(w, {1, 2});
+  clear_tape();
+  const std::string op = message_of<StaleHandleError>([&] { tanh(y); });
+  EXPECT_TRUE(contains(op, "tanh: stale handle: its tape was cleared (generation ")) << op;
+  EXPECT_TRUE(contains(op, ", tape at ")) << op;
+  EXPECT_TRUE(contains(op, "detach")) << op;
+  // Ops whose checks read their inputs before recording name themselves too.
+  const std::vector<std::pair<std::string, std::function<void()>>> uses = {
+      {"add: stale", [&] { w + y; }},
+      {"matmul: stale", [&] { matmul(y, w); }},
+      {"sum: stale", [&] { sum(y, 0); }},
+      {"concat: stale", [&] { concat({w, y}, 0); }},
+      {"mse_loss: stale", [&] { mse_loss(w, y); }},
+      {"cross_entropy: stale", [&] { cross_entropy(m, {0}); }},
+      {"value: stale", [&] { y.value(); }},
+      {"grad: stale", [&] { y.grad(); }},
+      {"shape: stale", [&] { y.shape(); }},
+      {"backward: stale", [&] { y.backward(); }},
+      {"detach: stale", [&] { y.detach(); }},
+      {"value: use of an empty Var", [&] { Var<double>().value(); }},
+  };
+  for (const auto& [words, use] : uses) {
+    const std::string msg = message_of<StaleHandleError>(use);
+    EXPECT_TRUE(contains(msg, words)) << words << " | " << msg;
+  }
 }
 
 TEST_F(TapeTest, BackwardOnNonScalarThrowsWithShape) {
