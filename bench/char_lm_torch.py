@@ -12,8 +12,8 @@ Data, as examples/common/corpus.cpp reads it:
     not *.dat (strfile indexes) and not hidden, sorted by '/'-separated relative path;
   - their bytes concatenated and decoded as strict UTF-8; characters are code points; the
     vocabulary is every code point of the whole text, sorted;
-  - the last llround(n * 0.1) characters are held out (held_out_start in corpus.hpp, the same
-    count as xgrad::data::split_sizes).
+  - the last llround(n * 0.1) characters are held out (xgrad::data::split_sizes, as char_lm
+    splits).
 Training: truncated BPTT in B parallel streams, as xgrad::data::StreamBatcher with drop_last:
 the training text of N characters is cut into B streams of S = N // B characters (stream b is
 [b*S, (b+1)*S)); segment k holds stream positions [k*T, k*T + T) as inputs and the positions one
@@ -93,7 +93,7 @@ def main():
     index = {c: i for i, c in enumerate(vocab)}
     ids = torch.tensor([index[c] for c in text], dtype=torch.long)
     n = len(ids)
-    x = n * 0.1  # held_out_start(n): n - llround(n * 0.1), llround rounding halves away from zero
+    x = n * 0.1  # data::split_sizes(n, 0.1, 0).train: n - llround(n * 0.1), llround rounding halves away from zero
     split = n - (int(x) + (1 if x - int(x) >= 0.5 else 0))
     V, B, T = len(vocab), args.batch, args.seq_len
     print(f"data: {n} characters ({split} train, {n - split} held out), {V} symbols, "

@@ -23,7 +23,6 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -31,10 +30,7 @@
 
 #include "common/cli.hpp"
 #include "common/corpus.hpp"
-#include "common/plot.hpp"
-#include "common/progress.hpp"
 #include "common/training.hpp"
-#include "common/utf8.hpp"
 
 namespace {
 
@@ -112,26 +108,23 @@ class CharModel : public nn::Module<F> {
 // ---- data
 
 struct Corpus {
-  std::vector<char32_t> symbols;  // the vocabulary: every code point of the text, sorted
-  std::vector<int> ids;           // the whole text
-  std::size_t split = 0;          // [0, split) train, [split, n) held out
+  data::Vocab vocab;      // every code point of the text, sorted
+  std::vector<int> ids;   // the whole text
+  std::size_t split = 0;  // [0, split) train, [split, n) held out
   std::size_t files = 0;
 };
 
 Corpus load_corpus(const std::string& path) {
   Corpus c;
   c.files = corpus_files(path).size();
-  const std::u32string text = decode_utf8(read_corpus(path), path);
-  c.symbols.assign(text.begin(), text.end());
-  std::sort(c.symbols.begin(), c.symbols.end());
-  c.symbols.erase(std::unique(c.symbols.begin(), c.symbols.end()), c.symbols.end());
-  const data::Vocab vocab(c.symbols);
-  c.ids.reserve(text.size());
-  for (char32_t ch : text) c.ids.push_back(vocab.id(ch));
-  c.split = held_out_start(c.ids.size(), 0.1);
-  if (c.split == c.ids.size())
-    throw DataError("'" + path + "': " + std::to_string(c.ids.size()) +
-                    " characters are too few to hold out 10% (at least 5 needed)");
+  const std::string text = read_corpus(path);
+  try {
+    c.vocab = data::Vocab::from_text(text);
+    c.ids = c.vocab.encode(text);
+    c.split = data::split_sizes(c.ids.size(), 0.1, 0).train;  // the last 10% held out
+  } catch (const DataError& e) {
+    throw DataError(path + ": " + e.what());
+  }
   return c;
 }
 
@@ -155,24 +148,14 @@ double evaluate(const Model& model, const std::vector<int>& ids, std::size_t beg
 
 // ---- sampling
 
-// A uniform double in [0, 1) from 53 bits of the generator: the same numbers everywhere.
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
 template <class Model>
 std::string sample(const Model& model, const data::Vocab& vocab, const std::string& prime, std::size_t n,
                    double temperature, std::uint64_t seed) {
   NoGradGuard no_grad;
-  std::u32string start = decode_utf8(prime, "--prime");
-  std::vector<int> prime_ids;
-  for (char32_t c : start) {
+  for (char32_t c : data::utf8_decode(prime))
     if (!vocab.contains(c))
-      throw DataError("--prime: character '" + encode_utf8(c) + "' (U+" + [&] {
-        char buf[16];
-        std::snprintf(buf, sizeof buf, "%04X", static_cast<unsigned>(c));
-        return std::string(buf);
-      }() + ") is not in the model's vocabulary");
-    prime_ids.push_back(vocab.id(c));
-  }
+      throw DataError("--prime: character '" + data::utf8_encode(c) + "' is not in the model's vocabulary");
+  std::vector<int> prime_ids = vocab.encode(prime);
   if (prime_ids.empty()) {  // no prime: start as after a line break (or the first symbol)
     prime_ids.push_back(vocab.contains(U'\n') ? vocab.id(U'\n') : 0);
   }
@@ -188,7 +171,7 @@ std::string sample(const Model& model, const data::Vocab& vocab, const std::stri
     double mx = -INFINITY, z = 0;
     for (std::size_t v = 0; v < p.size(); ++v) mx = std::max(mx, double(logits.value().flat(v)) / temperature);
     for (std::size_t v = 0; v < p.size(); ++v) z += p[v] = std::exp(double(logits.value().flat(v)) / temperature - mx);
-    double u = uniform01(rng) * z;
+    double u = double(data::uniform_index(rng, 1ull << 53)) * 0x1.0p-53 * z;  // u uniform in [0, z)
     std::size_t pick = 0;
     while (pick + 1 < p.size() && u >= p[pick]) u -= p[pick++];
     last = static_cast<int>(pick);
@@ -200,20 +183,17 @@ std::string sample(const Model& model, const data::Vocab& vocab, const std::stri
 
 // ---- the program
 
-struct Config {
-  std::string cell;
-  std::int64_t hidden, layers, embed;
-};
-
 template <class Layer>
-int run(const Cli& cli, const Config& cfg, const CheckpointExtra* resumed) {
-  const std::string resume = cli.get_string("resume"), ckpt = cli.get_string("checkpoint"), out = cli.get_string("out");
-  const auto seed = static_cast<std::uint64_t>(cli.get_int("seed"));
-  nn::manual_seed(seed);
+int run(const Cli& cli, Training& training) {
+  const auto seed = training.seed();
+  const std::string cell = cli.get_string("cell");
+  const auto hidden = std::size_t(cli.get_int("hidden")), layers = std::size_t(cli.get_int("layers")),
+             embed = std::size_t(cli.get_int("embed"));
 
   if (cli.get_int("sample") > 0) {  // sampling from a checkpoint: print the text only
-    const data::Vocab vocab = data::Vocab::deserialize(extra_string(*resumed, "vocab", resume));
-    CharModel<Layer> model(vocab.size(), std::size_t(cfg.embed), std::size_t(cfg.hidden), std::size_t(cfg.layers));
+    const std::string& resume = training.resume_path();
+    const data::Vocab vocab = data::Vocab::deserialize(extra_string(*training.resumed(), "vocab", resume));
+    CharModel<Layer> model(vocab.size(), embed, hidden, layers);
     load(model, resume);
     model.eval();
     std::cout << sample(model, vocab, cli.get_string("prime"), std::size_t(cli.get_int("sample")),
@@ -224,113 +204,59 @@ int run(const Cli& cli, const Config& cfg, const CheckpointExtra* resumed) {
 
   const std::string data_path = cli.get_string("data");
   const Corpus corpus = load_corpus(data_path);
-  const data::Vocab vocab(corpus.symbols);
+  const data::Vocab& vocab = corpus.vocab;
   const std::size_t n = corpus.ids.size(), V = vocab.size();
   const auto B = std::size_t(cli.get_int("batch")), T = std::size_t(cli.get_int("seq-len"));
-  const auto steps = cli.get_int("steps");
   std::printf("data: %zu characters (%zu train, %zu held out), %zu symbols, %zu file(s) from %s\n", n, corpus.split,
               n - corpus.split, V, corpus.files, data_path.c_str());
+  training.same_data("vocab", vocab.serialize(), "text with another alphabet than '" + data_path + "' (different --data?)");
   const std::vector<int> train(corpus.ids.begin(), corpus.ids.begin() + long(corpus.split));
   if (train.size() / B < T + 1)
     throw DataError("training text of " + std::to_string(train.size()) + " characters is too short for " +
                     std::to_string(B) + " streams of " + std::to_string(T) + "-character segments (--batch, --seq-len)");
   data::StreamBatcher batches(train, B, T, /*drop_last=*/true);
 
-  CharModel<Layer> model(V, std::size_t(cfg.embed), std::size_t(cfg.hidden), std::size_t(cfg.layers));
+  CharModel<Layer> model(V, embed, hidden, layers);
   optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
-  const double clip = cli.get_double("clip");
   std::size_t n_params = 0;
   for (const auto& p : model.parameters()) n_params += p.size();
-  std::printf("model: %s, %lld layer(s) of %lld, %s input, %zu parameters; B=%zu T=%zu, Adam lr %g, clip %g\n",
-              cfg.cell.c_str(), (long long)cfg.layers, (long long)cfg.hidden,
-              cfg.embed > 0 ? ("embedding " + std::to_string(cfg.embed)).c_str() : "one-hot", n_params, B, T,
-              opt.lr(), clip);
+  std::printf("model: %s, %zu layer(s) of %zu, %s input, %zu parameters; B=%zu T=%zu, Adam lr %g, clip %g\n",
+              cell.c_str(), layers, hidden, embed > 0 ? ("embedding " + std::to_string(embed)).c_str() : "one-hot",
+              n_params, B, T, opt.lr(), cli.get_double("clip"));
 
   auto state = model.zero_state(B);
-  std::int64_t step = 0;
-  Series train_curve{"train", {}, {}}, held_curve{"held-out (first 10k chars)", {}, {}};
-  if (resumed != nullptr) {
-    if (extra_string(*resumed, "vocab", resume) != vocab.serialize())
-      throw CheckpointError("checkpoint '" + resume + "' was trained on text with another alphabet than '" +
-                            data_path + "' (different --data?)");
-    if (extra_int(*resumed, "batch", resume) != std::int64_t(B) || extra_int(*resumed, "seq-len", resume) != std::int64_t(T))
-      throw CheckpointError("checkpoint '" + resume + "' was trained with --batch " +
-                            std::to_string(extra_int(*resumed, "batch", resume)) + " --seq-len " +
-                            std::to_string(extra_int(*resumed, "seq-len", resume)) + "; resume with the same");
-    load(model, opt, resume);
-    step = extra_int(*resumed, "step", resume);
-    batches.seek(static_cast<std::uint64_t>(extra_int(*resumed, "position", resume)));
-    for (std::size_t k = 0; k < state.size(); ++k) get_state(*resumed, k, state[k], resume);
-    train_curve = get_series(*resumed, "curve.train", train_curve.name);
-    held_curve = get_series(*resumed, "curve.held", held_curve.name);
-    std::printf("resumed from %s at step %lld\n", resume.c_str(), (long long)step);
-  }
-
-  auto save_checkpoint = [&] {
-    if (ckpt.empty()) return;
-    CheckpointExtra e{{"model", std::string(kProgram)}, {"cell", cfg.cell},       {"hidden", cfg.hidden},
-                      {"layers", cfg.layers},           {"embed", cfg.embed},     {"vocab", vocab.serialize()},
-                      {"step", step},                   {"batch", std::int64_t(B)}, {"seq-len", std::int64_t(T)},
-                      {"position", std::int64_t(batches.position())}};
-    for (std::size_t k = 0; k < state.size(); ++k) put_state(e, k, state[k]);
-    put_series(e, "curve.train", train_curve);
-    put_series(e, "curve.held", held_curve);
-    save(model, opt, ckpt, e);
+  Training::Loop loop = training.loop();
+  loop.eval_name = "held-out (first 10k chars)";
+  loop.progress.unit = "tok";
+  loop.progress.items_per_step = double(B * T);
+  loop.evaluate = [&](double) {
+    const double h = evaluate(model, corpus.ids, corpus.split, std::min(n, corpus.split + 10000));
+    char note[48];
+    std::snprintf(note, sizeof note, "held-out %.4f", h);
+    return Training::Point{h, note};
   };
-
-  const auto params = model.parameters();
-  const std::int64_t save_every = cli.get_int("save-every"), eval_every = cli.get_int("eval-every");
-  const std::size_t quick_end = std::min(n, corpus.split + 10000);
-  Progress::Options po;
-  po.unit = "tok";
-  po.items_per_step = double(B * T);
-  po.start = step;
-  Progress progress(steps, po);
-  double window = 0;
-  int in_window = 0;
-  std::string extra;
-  while (step < steps) {
+  loop.save = [&](CheckpointExtra& e) {
+    e["position"] = std::int64_t(batches.position());
+    for (std::size_t k = 0; k < state.size(); ++k) put_state(e, k, state[k]);
+  };
+  loop.resume = [&](const CheckpointExtra& e, const std::string& path) {
+    batches.seek(static_cast<std::uint64_t>(extra_int(e, "position", path)));
+    for (std::size_t k = 0; k < state.size(); ++k) get_state(e, k, state[k], path);
+  };
+  training.run(model, opt, loop, [&](std::int64_t) {
     if (batches.index() == 0) state = model.zero_state(B);  // the streams start over
     const data::SequenceBatch seg = batches.next();
-    opt.zero_grad();
     const Var<F> loss = cross_entropy(model.forward(seg.inputs, T, B, state), seg.targets);
-    loss.backward();
-    if (clip > 0) optim::clip_grad_norm(params, clip);
-    opt.step();
-    for (auto& s : state) s = detached(s);
-    const double l = loss.value().flat(0);
-    clear_tape();
-    ++step;
-    if (!std::isfinite(l)) throw ValueError("training diverged: loss " + std::to_string(l) + " at step " +
-                                            std::to_string(step) + " (try a smaller --lr or a --clip)");
-    window += l, ++in_window;
-    if (in_window == 10 || step == steps) {
-      train_curve.x.push_back(double(step)), train_curve.y.push_back(window / in_window);
-      window = 0, in_window = 0;
-    }
-    if (eval_every > 0 && (step % eval_every == 0 || step == steps)) {
-      const double h = evaluate(model, corpus.ids, corpus.split, quick_end);
-      held_curve.x.push_back(double(step)), held_curve.y.push_back(h);
-      char buf[48];
-      std::snprintf(buf, sizeof buf, "held-out %.4f", h);
-      extra = buf;
-    }
-    progress.update(step, train_curve.y.empty() ? l : train_curve.y.back(), extra);
-    if (save_every > 0 && step % save_every == 0) save_checkpoint();
-  }
-  progress.finish();
-  save_checkpoint();
+    for (auto& s : state) s = detached(s);  // carried into the next segment
+    return loss;
+  });
 
   model.eval();
   std::printf("sample (temperature 0.8):\n%s\n", sample(model, vocab, "", 400, 0.8, seed).c_str());
-  if (!out.empty()) {
-    PlotOptions po_plot;
-    po_plot.title = "char_lm: " + cfg.cell + " " + std::to_string(cfg.hidden) + ", loss in nats/char";
-    std::printf("loss curve: %s\n", write_loss_curve(out, "char_lm", {train_curve, held_curve}, po_plot).c_str());
-  }
   const double nats = evaluate(model, corpus.ids, corpus.split, n);
-  std::printf("held-out: %.4f nats/char, %.4f bits/char\n", nats, nats / std::log(2.0));
-  return 0;
+  char last[80];
+  std::snprintf(last, sizeof last, "held-out: %.4f nats/char, %.4f bits/char", nats, nats / std::log(2.0));
+  return training.finish("char_lm: " + cell + " " + std::to_string(hidden) + ", loss in nats/char", last);
 }
 
 }  // namespace
@@ -357,33 +283,19 @@ int main(int argc, char** argv) {
   cli.add_double("temperature", 1.0, "sampling temperature", 0.0, 100.0, true);
   cli.add_string("prime", "", "text the sample starts with (UTF-8)");
   cli.parse(argc, argv);
-
-  const std::string resume = cli.get_string("resume");
-  if (cli.given("sample") && resume.empty()) {
+  if (cli.given("sample") && cli.get_string("resume").empty()) {
     std::cerr << kProgram << ": option --sample needs --resume PATH (the checkpoint to sample from)\n"
               << "Try '" << kProgram << " --help' for the options.\n";
     return 2;
   }
-  const auto threads = cli.get_int("threads");  // 0: all cores
-  blas::set_num_threads(threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency())));
 
   return guarded_main(kProgram, [&] {
-    Config cfg{cli.get_string("cell"), cli.get_int("hidden"), cli.get_int("layers"), cli.get_int("embed")};
-    CheckpointExtra extra;
-    if (!resume.empty()) {
-      extra = load_extra_of(kProgram, resume);
-      const Config saved{extra_string(extra, "cell", resume), extra_int(extra, "hidden", resume),
-                         extra_int(extra, "layers", resume), extra_int(extra, "embed", resume)};
-      check_same("cell", cfg.cell, saved.cell, cli.given("cell"), resume);
-      check_same("hidden", std::to_string(cfg.hidden), std::to_string(saved.hidden), cli.given("hidden"), resume);
-      check_same("layers", std::to_string(cfg.layers), std::to_string(saved.layers), cli.given("layers"), resume);
-      check_same("embed", std::to_string(cfg.embed), std::to_string(saved.embed), cli.given("embed"), resume);
-      cfg = saved;
-    }
-    const CheckpointExtra* resumed = resume.empty() ? nullptr : &extra;
-    if (cfg.cell == "rnn") return run<nn::RNN<F>>(cli, cfg, resumed);
-    if (cfg.cell == "gru") return run<nn::GRU<F>>(cli, cfg, resumed);
-    if (cfg.cell == "lstm") return run<nn::LSTM<F>>(cli, cfg, resumed);
-    throw CheckpointError("checkpoint '" + resume + "' holds an unknown cell type '" + cfg.cell + "'");
+    // A resumed run takes the model's shape and the batch layout from the checkpoint.
+    Training training(cli, kProgram, {{"cell", "hidden", "layers", "embed", "batch", "seq-len"}, {}});
+    const std::string cell = cli.get_string("cell");
+    if (cell == "rnn") return run<nn::RNN<F>>(cli, training);
+    if (cell == "gru") return run<nn::GRU<F>>(cli, training);
+    if (cell == "lstm") return run<nn::LSTM<F>>(cli, training);
+    throw CheckpointError("checkpoint '" + training.resume_path() + "' holds an unknown cell type '" + cell + "'");
   });
 }

@@ -11,20 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
-#include <map>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <xgrad/xgrad.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
-#include "common/progress.hpp"
 #include "common/training.hpp"
-#include "common/utf8.hpp"
 #include "common/wordlists.hpp"
 
 namespace {
@@ -43,17 +36,17 @@ template <> struct OptionsOf<nn::GRU<F>> { using type = nn::GRUOptions; };
 const Var<F>& hidden(const Var<F>& s) { return s; }
 const Var<F>& hidden(const nn::LSTMState<F>& s) { return s.a; }
 
-// Words as id sequences (0 is padding, so characters are 1..alphabet size) with their labels.
+// Words as id sequences with their labels; id 0 (<unk>, which no word has) is the padding.
 struct Encoded {
   std::vector<std::vector<int>> ids;
   std::vector<int> labels;
 };
 
-Encoded encode(const std::vector<LabeledWord>& words, const std::map<char32_t, int>& index) {
+Encoded encode(const std::vector<LabeledWord>& words, const data::Vocab& vocab) {
   Encoded e;
   for (const auto& w : words) {
     std::vector<int> ids;
-    for (char32_t c : w.word) ids.push_back(index.at(c));
+    for (char32_t c : w.word) ids.push_back(vocab.id(c));
     if (ids.empty()) throw DataError("empty word in the data");
     e.ids.push_back(std::move(ids));
     e.labels.push_back(w.label);
@@ -64,8 +57,8 @@ Encoded encode(const std::vector<LabeledWord>& words, const std::map<char32_t, i
 template <class Layer>
 class Classifier : public nn::Module<F> {
  public:
-  Classifier(std::size_t alphabet, std::size_t embed, std::size_t hidden, bool bidirectional, std::size_t classes)
-      : emb_(alphabet + 1, embed),
+  Classifier(std::size_t symbols, std::size_t embed, std::size_t hidden, bool bidirectional, std::size_t classes)
+      : emb_(symbols, embed),
         rnn_(embed, hidden, typename OptionsOf<Layer>::type().bidirectional(bidirectional)),
         head_((bidirectional ? 2 : 1) * hidden, classes) {
     register_module("embed", emb_);
@@ -133,11 +126,7 @@ void print_confusion(const Evaluation& ev, const std::vector<std::string>& langu
 }
 
 template <class Layer>
-int run(const Cli& cli, const CheckpointExtra* resumed) {
-  const std::string resume = cli.get_string("resume"), ckpt = cli.get_string("checkpoint"), out = cli.get_string("out");
-  const auto seed = static_cast<std::uint64_t>(cli.get_int("seed"));
-  nn::manual_seed(seed);
-
+int run(const Cli& cli, Training& training) {
   WordSplit split;
   if (!cli.get_string("split").empty()) {
     split = read_split_tsv(cli.get_string("split"));
@@ -151,113 +140,64 @@ int run(const Cli& cli, const CheckpointExtra* resumed) {
                     ", " + std::to_string(split.validation.size()) + ", " + std::to_string(split.test.size()));
   if (!cli.get_string("write-split").empty()) write_split_tsv(split, cli.get_string("write-split"));
   const std::u32string alphabet = split_alphabet(split);
-  std::map<char32_t, int> index;
-  for (std::size_t i = 0; i < alphabet.size(); ++i) index[alphabet[i]] = int(i) + 1;
-  const Encoded train = encode(split.train, index), valid = encode(split.validation, index),
-                test = encode(split.test, index);
+  const data::Vocab vocab(std::vector<char32_t>(alphabet.begin(), alphabet.end()), data::Unknown::map_to_unk);
+  const Encoded train = encode(split.train, vocab), valid = encode(split.validation, vocab),
+                test = encode(split.test, vocab);
   const std::size_t classes = split.languages.size();
   std::printf("data: %zu train, %zu validation, %zu test words, %zu languages, %zu characters\n", train.ids.size(),
               valid.ids.size(), test.ids.size(), classes, alphabet.size());
+  std::string languages;
+  for (const auto& l : split.languages) languages += l + ",";
+  training.same_data("vocab", vocab.serialize(), "other data (alphabet or languages differ)");
+  training.same_data("languages", languages, "other data (alphabet or languages differ)");
 
   const std::string cell = cli.get_string("cell");
   const auto embed = std::size_t(cli.get_int("embed")), hidden_size = std::size_t(cli.get_int("hidden"));
   const bool bidirectional = cli.get_flag("bidirectional");
-  Classifier<Layer> model(alphabet.size(), embed, hidden_size, bidirectional, classes);
+  Classifier<Layer> model(vocab.size(), embed, hidden_size, bidirectional, classes);
   optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
   const auto B = std::size_t(cli.get_int("batch"));
-  const std::int64_t epochs = cli.get_int("epochs");
-  const auto per_epoch = std::int64_t((train.ids.size() + B - 1) / B);
-  const std::int64_t total = epochs * per_epoch;
+  const std::int64_t epochs = cli.get_int("epochs"), per_epoch = std::int64_t((train.ids.size() + B - 1) / B);
   std::printf("model: embedding %zu, %s%s %zu, linear over the final state; batch %zu, Adam lr %g, %lld epoch(s) "
               "of %lld steps\n",
               embed, bidirectional ? "bidirectional " : "", cell.c_str(), hidden_size, B, opt.lr(),
               (long long)epochs, (long long)per_epoch);
 
-  std::int64_t step = 0;
-  Series train_curve{"train", {}, {}}, valid_curve{"validation", {}, {}};
-  std::string alphabet_utf8 = encode_utf8(alphabet), languages;
-  for (const auto& l : split.languages) languages += l + ",";
-  if (resumed != nullptr) {
-    if (extra_string(*resumed, "alphabet", resume) != alphabet_utf8 ||
-        extra_string(*resumed, "languages", resume) != languages)
-      throw CheckpointError("checkpoint '" + resume + "' was trained on other data (alphabet or languages differ)");
-    if (extra_int(*resumed, "batch", resume) != std::int64_t(B))
-      throw CheckpointError("checkpoint '" + resume + "' was trained with --batch " +
-                            std::to_string(extra_int(*resumed, "batch", resume)) + "; resume with the same");
-    load(model, opt, resume);
-    step = extra_int(*resumed, "step", resume);
-    train_curve = get_series(*resumed, "curve.train", train_curve.name);
-    valid_curve = get_series(*resumed, "curve.valid", valid_curve.name);
-    std::printf("resumed from %s at step %lld\n", resume.c_str(), (long long)step);
-  }
-  auto save_checkpoint = [&] {
-    if (ckpt.empty()) return;
-    CheckpointExtra e{{"model", std::string(kProgram)},
-                      {"cell", cell},
-                      {"embed", std::int64_t(embed)},
-                      {"hidden", std::int64_t(hidden_size)},
-                      {"bidirectional", std::int64_t(bidirectional)},
-                      {"batch", std::int64_t(B)},
-                      {"alphabet", alphabet_utf8},
-                      {"languages", languages},
-                      {"step", step}};
-    put_series(e, "curve.train", train_curve);
-    put_series(e, "curve.valid", valid_curve);
-    save(model, opt, ckpt, e);
-  };
-
-  const std::int64_t save_every = cli.get_int("save-every");
-  Progress::Options po;
-  po.start = step;
-  Progress progress(total, po);
-  double window = 0, epoch_loss = 0;
-  int in_window = 0, in_epoch = 0;
-  std::string extra;
-  while (step < total) {
-    const std::int64_t epoch = step / per_epoch;
-    // The epoch's order depends on the seed and the epoch only, so a resumed run continues it.
-    const auto order = data::minibatches(train.ids.size(), B, seed * 1000003 + std::uint64_t(epoch));
-    for (std::size_t k = std::size_t(step % per_epoch); k < order.size(); ++k) {
-      std::vector<int> labels;
-      for (auto i : order[k]) labels.push_back(train.labels[i]);
-      opt.zero_grad();
-      const Var<F> loss = cross_entropy(model.forward(data::pad_batch(train.ids, order[k])), labels);
-      loss.backward();
-      opt.step();
-      const double l = loss.value().flat(0);
-      clear_tape();
-      ++step;
-      window += l, ++in_window, epoch_loss += l, ++in_epoch;
-      if (in_window == 50 || k + 1 == order.size()) {
-        train_curve.x.push_back(double(step)), train_curve.y.push_back(window / in_window);
-        window = 0, in_window = 0;
-      }
-      progress.update(step, train_curve.y.empty() ? l : train_curve.y.back(), extra);
-      if (step % save_every == 0) save_checkpoint();
-    }
-    progress.finish();
+  Training::Loop loop = training.loop();
+  loop.steps = epochs * per_epoch;
+  loop.window = 50;
+  loop.eval_every = per_epoch;
+  loop.epochs = true;
+  std::int64_t epoch = -1;
+  std::vector<std::vector<std::size_t>> order;
+  loop.evaluate = [&](double train_loss) {
     const Evaluation ev = evaluate(model, valid, classes);
-    valid_curve.x.push_back(double(step)), valid_curve.y.push_back(ev.loss);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "val acc %.4f", ev.accuracy);
-    extra = buf;
     std::printf("epoch %lld: train loss %.4f, validation loss %.4f, validation accuracy %.4f\n",
-                (long long)(epoch + 1), in_epoch ? epoch_loss / in_epoch : NAN, ev.loss, ev.accuracy);
+                (long long)(epoch + 1), train_loss, ev.loss, ev.accuracy);
     std::fflush(stdout);
-    epoch_loss = 0, in_epoch = 0;
-    save_checkpoint();
-  }
+    char note[64];
+    std::snprintf(note, sizeof note, "val acc %.4f", ev.accuracy);
+    return Training::Point{ev.loss, note};
+  };
+  training.run(model, opt, loop, [&](std::int64_t step) {
+    if (step / per_epoch != epoch) {
+      // The epoch's order depends on the seed and the epoch only, so a resumed run continues it.
+      epoch = step / per_epoch;
+      order = data::minibatches(train.ids.size(), B, training.seed() * 1000003 + std::uint64_t(epoch));
+    }
+    const auto& idx = order[std::size_t(step % per_epoch)];
+    std::vector<int> labels;
+    for (auto i : idx) labels.push_back(train.labels[i]);
+    return cross_entropy(model.forward(data::pad_batch(train.ids, idx)), labels);
+  });
 
   const Evaluation ev = evaluate(model, test, classes);
   print_confusion(ev, split.languages);
-  if (!out.empty()) {
-    PlotOptions pl;
-    pl.title = "classify: " + std::string(bidirectional ? "bidirectional " : "") + cell + " " +
-               std::to_string(hidden_size) + ", cross-entropy";
-    std::printf("loss curve: %s\n", write_loss_curve(out, "classify", {train_curve, valid_curve}, pl).c_str());
-  }
-  std::printf("test accuracy: %.4f\n", ev.accuracy);
-  return 0;
+  char last[48];
+  std::snprintf(last, sizeof last, "test accuracy: %.4f", ev.accuracy);
+  return training.finish("classify: " + std::string(bidirectional ? "bidirectional " : "") + cell + " " +
+                             std::to_string(hidden_size) + ", cross-entropy",
+                         last);
 }
 
 }  // namespace
@@ -280,24 +220,10 @@ int main(int argc, char** argv) {
   cli.add_string("split", "", "read the split from FILE (lines split<TAB>language<TAB>word) instead");
   cli.add_string("write-split", "", "write the split to FILE (for bench/classify_torch.py --split)");
   cli.parse(argc, argv);
-  const auto threads = cli.get_int("threads");  // 0: all cores
-  blas::set_num_threads(threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency())));
 
   return guarded_main(kProgram, [&] {
-    const std::string resume = cli.get_string("resume");
-    CheckpointExtra extra;
-    if (!resume.empty()) {
-      extra = load_extra_of(kProgram, resume);
-      check_same("cell", cli.get_string("cell"), extra_string(extra, "cell", resume), true, resume);
-      check_same("embed", std::to_string(cli.get_int("embed")), std::to_string(extra_int(extra, "embed", resume)), true,
-                 resume);
-      check_same("hidden", std::to_string(cli.get_int("hidden")), std::to_string(extra_int(extra, "hidden", resume)),
-                 true, resume);
-      check_same("bidirectional", cli.get_flag("bidirectional") ? "on" : "off",
-                 extra_int(extra, "bidirectional", resume) ? "on" : "off", true, resume);
-    }
-    const CheckpointExtra* resumed = resume.empty() ? nullptr : &extra;
-    if (cli.get_string("cell") == "gru") return run<nn::GRU<F>>(cli, resumed);
-    return run<nn::LSTM<F>>(cli, resumed);
+    Training training(cli, kProgram, {{}, {"cell", "embed", "hidden", "bidirectional", "batch"}});
+    if (cli.get_string("cell") == "gru") return run<nn::GRU<F>>(cli, training);
+    return run<nn::LSTM<F>>(cli, training);
   });
 }

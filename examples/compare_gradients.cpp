@@ -194,13 +194,12 @@ int main(int argc, char** argv) {
   cli.add_double("tolerance", 1e-9, "largest relative error allowed in double", 0.0);
   cli.add_double("float-tolerance", 1e-4, "largest relative error allowed in float", 0.0);
   cli.add_int("seed", 1, "random seed (weights and data)", 0);
-  cli.add_int("threads", 0, "BLAS threads; 0: OpenBLAS's default", 0, 1024);
+  cli.add_threads(0);
   cli.add_string("out", "", "write the table to DIR/compare_gradients.csv");
   cli.add_string("checkpoint", "", "accepted for uniformity; unused (nothing is trained)");
   cli.add_string("resume", "", "accepted for uniformity; unused (nothing is trained)");
   cli.parse(argc, argv);
 
-  if (cli.get_int("threads") > 0) xgrad::blas::set_num_threads(static_cast<int>(cli.get_int("threads")));
   const Sizes s{static_cast<std::size_t>(cli.get_int("n-x")), static_cast<std::size_t>(cli.get_int("n-a")),
                 static_cast<std::size_t>(cli.get_int("n-y")), static_cast<std::size_t>(cli.get_int("m")),
                 static_cast<std::size_t>(cli.get_int("t"))};

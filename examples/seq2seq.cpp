@@ -20,9 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
 #include <string>
-#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -30,8 +28,6 @@
 
 #include "common/cli.hpp"
 #include "common/dates.hpp"
-#include "common/plot.hpp"
-#include "common/progress.hpp"
 #include "common/training.hpp"
 
 namespace {
@@ -44,38 +40,23 @@ constexpr const char* kProgram = "seq2seq";
 constexpr std::uint64_t kTestSeed = 20261124, kValidSeed = 20261125;
 constexpr std::size_t kTestSize = 2000, kValidSize = 500, kMaxOut = 12;
 
-// Output symbols: the ISO alphabet, then the end symbol; the decoder's first input is `start`.
-const std::string kOutAlphabet = date_output_alphabet();  // "-0123456789"
-const int kEnd = int(kOutAlphabet.size()), kStart = kEnd + 1, kOutClasses = kEnd + 1;
+// Input ids: 0 is the padding (<unk>, which no date has), the characters from 1. Output ids: the
+// ISO characters, then the end symbol; the decoder's first input is `start`.
+const data::Vocab kIn(data::utf8_decode(date_input_alphabet()), data::Unknown::map_to_unk);
+const data::Vocab kOut(data::utf8_decode(date_output_alphabet()));  // "-0123456789"
+const int kEnd = int(kOut.size()), kStart = kEnd + 1, kOutClasses = kEnd + 1;
 
-struct Coder {
-  std::string in_alphabet = date_input_alphabet();
-  std::vector<int> in_index = std::vector<int>(256, -1);
-  Coder() {
-    for (std::size_t i = 0; i < in_alphabet.size(); ++i) in_index[static_cast<unsigned char>(in_alphabet[i])] = int(i) + 1;
-  }
-  std::vector<int> encode_in(const std::string& s) const {
-    std::vector<int> ids;
-    for (char c : s) {
-      const int id = in_index[static_cast<unsigned char>(c)];
-      if (id < 0) throw DataError("seq2seq: character '" + std::string(1, c) + "' of \"" + s + "\" is not in the input alphabet");
-      ids.push_back(id);
-    }
-    return ids;
-  }
-  // The target ids: the ISO characters, then the end symbol.
-  std::vector<int> encode_out(const std::string& iso) const {
-    std::vector<int> ids;
-    for (char c : iso) ids.push_back(int(kOutAlphabet.find(c)));
-    ids.push_back(kEnd);
-    return ids;
-  }
-};
+// The target ids: the ISO characters, then the end symbol.
+std::vector<int> encode_out(const std::string& iso) {
+  std::vector<int> ids = kOut.encode(iso);
+  ids.push_back(kEnd);
+  return ids;
+}
 
 class Seq2Seq : public nn::Module<F> {
  public:
-  Seq2Seq(std::size_t in_symbols, std::size_t embed, std::size_t hidden)
-      : in_emb_(in_symbols + 1, embed),
+  Seq2Seq(std::size_t embed, std::size_t hidden)
+      : in_emb_(kIn.size(), embed),
         encoder_(embed, hidden, nn::LSTMOptions().bidirectional(true)),
         keys_(2 * hidden, hidden),
         out_emb_(std::size_t(kStart) + 1, embed),
@@ -138,7 +119,7 @@ class Seq2Seq : public nn::Module<F> {
     nn::LSTMState<F> state = enc.final;
     const std::size_t m = in.batch;
     std::vector<int> prev(m, kStart);
-    std::vector<std::string> out(m);
+    std::vector<std::vector<int>> out(m);
     std::vector<bool> done(m, false);
     for (std::size_t j = 0; j < kMaxOut; ++j) {
       const Var<F> logits = step(enc, prev, state);
@@ -150,10 +131,12 @@ class Seq2Seq : public nn::Module<F> {
         prev[i] = best;
         if (done[i]) continue;
         if (best == kEnd) done[i] = true;
-        else out[i] += kOutAlphabet[std::size_t(best)];
+        else out[i].push_back(best);
       }
     }
-    return out;
+    std::vector<std::string> text;
+    for (const auto& ids : out) text.push_back(kOut.decode(ids));
+    return text;
   }
 
  private:
@@ -171,10 +154,10 @@ struct Evaluation {
   std::vector<std::string> predictions;
 };
 
-Evaluation evaluate(const Seq2Seq& model, const Coder& coder, const std::vector<DatePair>& pairs) {
+Evaluation evaluate(const Seq2Seq& model, const std::vector<DatePair>& pairs) {
   Evaluation ev;
   std::vector<std::vector<int>> ids;
-  for (const auto& p : pairs) ids.push_back(coder.encode_in(p.human));
+  for (const auto& p : pairs) ids.push_back(kIn.encode(p.human));
   std::size_t right = 0;
   for (std::size_t s = 0; s < pairs.size(); s += 500) {
     std::vector<std::size_t> idx;
@@ -204,96 +187,40 @@ int main(int argc, char** argv) {
   cli.add_int("eval-every", 250, "evaluate on 500 validation dates every N steps (0: never)", 0);
   cli.add_int("save-every", 250, "with --checkpoint, save every N steps (and at the end)", 1);
   cli.parse(argc, argv);
-  const auto threads = cli.get_int("threads");  // 0: all cores
-  blas::set_num_threads(threads > 0 ? int(threads) : int(std::max(1u, std::thread::hardware_concurrency())));
 
-  return guarded_main(kProgram, [&]() -> int {
-    const std::string resume = cli.get_string("resume"), ckpt = cli.get_string("checkpoint"), out = cli.get_string("out");
-    const auto seed = static_cast<std::uint64_t>(cli.get_int("seed"));
+  return guarded_main(kProgram, [&] {
+    Training training(cli, kProgram, {{}, {"hidden", "embed"}});
     const auto H = std::size_t(cli.get_int("hidden")), E = std::size_t(cli.get_int("embed")),
                B = std::size_t(cli.get_int("batch"));
-    const std::int64_t steps = cli.get_int("steps");
-    const double clip = cli.get_double("clip");
-    CheckpointExtra extra;
-    if (!resume.empty()) {
-      extra = load_extra_of(kProgram, resume);
-      check_same("hidden", std::to_string(H), std::to_string(extra_int(extra, "hidden", resume)), true, resume);
-      check_same("embed", std::to_string(E), std::to_string(extra_int(extra, "embed", resume)), true, resume);
-    }
-    nn::manual_seed(seed);
-    const Coder coder;
     const std::vector<DatePair> test = make_date_pairs(kTestSize, kTestSeed), valid = make_date_pairs(kValidSize, kValidSeed);
     std::unordered_set<std::string> held;
     for (const auto* part : {&test, &valid})
       for (const auto& p : *part) held.insert(p.human);
-    Seq2Seq model(coder.in_alphabet.size(), E, H);
+    Seq2Seq model(E, H);
+    Training::Loop loop = training.loop();
+    loop.eval_name = "validation error (1 - exact match)";
     optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
-    optim::Scheduler<F> schedule(opt, optim::cosine_lr(cli.get_double("lr"), std::max<std::int64_t>(steps, 1)));
-    const auto params = model.parameters();
+    optim::Scheduler<F> schedule(opt, optim::cosine_lr(cli.get_double("lr"), std::max<std::int64_t>(loop.steps, 1)));
     std::printf("data: fresh batches of %zu generated dates per step (14 formats, %d-%d); %zu test, %zu validation "
                 "dates held out\nmodel: embedding %zu, bidirectional LSTM encoder %zu, LSTM decoder %zu with dot attention; Adam lr %g, cosine decay\n",
                 B, kMinYear, kMaxYear, test.size(), valid.size(), E, H, H, opt.lr());
 
-    std::int64_t step = 0;
-    Series train_curve{"train", {}, {}}, valid_curve{"validation error (1 - exact match)", {}, {}};
-    if (!resume.empty()) {
-      load(model, opt, resume);
-      step = extra_int(extra, "step", resume);
-      train_curve = get_series(extra, "curve.train", train_curve.name);
-      valid_curve = get_series(extra, "curve.valid", valid_curve.name);
-      std::printf("resumed from %s at step %lld\n", resume.c_str(), (long long)step);
-    }
-    auto save_checkpoint = [&] {
-      if (ckpt.empty()) return;
-      CheckpointExtra e{{"model", std::string(kProgram)}, {"hidden", std::int64_t(H)}, {"embed", std::int64_t(E)},
-                        {"step", step}};
-      put_series(e, "curve.train", train_curve);
-      put_series(e, "curve.valid", valid_curve);
-      save(model, opt, ckpt, e);
+    loop.evaluate = [&](double) {
+      const double acc = evaluate(model, valid).exact;
+      char note[48];
+      std::snprintf(note, sizeof note, "val exact %.4f", acc);
+      return Training::Point{1 - acc, note};
     };
-
-    const std::int64_t eval_every = cli.get_int("eval-every"), save_every = cli.get_int("save-every");
-    Progress::Options po;
-    po.start = step;
-    Progress progress(steps, po);
-    double window = 0;
-    int in_window = 0;
-    std::string note;
-    while (step < steps) {
+    training.run(model, opt, loop, [&](std::int64_t step) {
       // The batch of step s depends on the seed and s only, so a resumed run draws the same ones.
-      std::vector<DatePair> batch;
-      for (const auto& p : make_date_pairs(B + B / 4 + 4, seed * 1000003 + std::uint64_t(step) + 1))
-        if (batch.size() < B && !held.count(p.human)) batch.push_back(p);
       std::vector<std::vector<int>> in, targets;
-      for (const auto& p : batch) in.push_back(coder.encode_in(p.human)), targets.push_back(coder.encode_out(p.iso));
+      for (const auto& p : make_date_pairs(B + B / 4 + 4, training.seed() * 1000003 + std::uint64_t(step) + 1))
+        if (in.size() < B && !held.count(p.human)) in.push_back(kIn.encode(p.human)), targets.push_back(encode_out(p.iso));
       schedule.step();
-      opt.zero_grad();
-      const Var<F> loss = model.loss(data::pad_batch(in), targets);
-      loss.backward();
-      if (clip > 0) optim::clip_grad_norm(params, clip);
-      opt.step();
-      const double l = loss.value().flat(0);
-      clear_tape();
-      ++step;
-      window += l, ++in_window;
-      if (in_window == 10 || step == steps) {
-        train_curve.x.push_back(double(step)), train_curve.y.push_back(window / in_window);
-        window = 0, in_window = 0;
-      }
-      if (eval_every > 0 && (step % eval_every == 0 || step == steps)) {
-        const double acc = evaluate(model, coder, valid).exact;
-        valid_curve.x.push_back(double(step)), valid_curve.y.push_back(1 - acc);
-        char buf[48];
-        std::snprintf(buf, sizeof buf, "val exact %.4f", acc);
-        note = buf;
-      }
-      progress.update(step, train_curve.y.empty() ? l : train_curve.y.back(), note);
-      if (step % save_every == 0) save_checkpoint();
-    }
-    progress.finish();
-    save_checkpoint();
+      return model.loss(data::pad_batch(in), targets);
+    });
 
-    const Evaluation ev = evaluate(model, coder, test);
+    const Evaluation ev = evaluate(model, test);
     std::printf("examples (input -> output):\n");
     for (std::size_t i = 0; i < 8; ++i)
       std::printf("  %-28s -> %s%s\n", test[i].human.c_str(), ev.predictions[i].c_str(),
@@ -305,12 +232,8 @@ int main(int argc, char** argv) {
         std::printf("  %-28s -> %s  (expected %s)\n", test[i].human.c_str(), ev.predictions[i].c_str(),
                     test[i].iso.c_str());
       }
-    if (!out.empty()) {
-      PlotOptions pl;
-      pl.title = "seq2seq: dates to ISO, cross-entropy per output symbol";
-      std::printf("loss curve: %s\n", write_loss_curve(out, "seq2seq", {train_curve, valid_curve}, pl).c_str());
-    }
-    std::printf("test exact match: %.4f\n", ev.exact);
-    return 0;
+    char last[48];
+    std::snprintf(last, sizeof last, "test exact match: %.4f", ev.exact);
+    return training.finish("seq2seq: dates to ISO, cross-entropy per output symbol", last);
   });
 }

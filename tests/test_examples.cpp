@@ -1,4 +1,4 @@
-// Runs the char_lm, classify and seq2seq examples with tiny budgets on tiny data written here, so
+// Runs the minimal, char_lm, classify and seq2seq examples with tiny budgets on tiny data written here, so
 // they cannot rot: the last line's `name: value` form, the loss curve files, checkpoint + resume
 // (a resumed run ends exactly where an uninterrupted one does), sampling, and every bad-input path
 // (message and exit status: 2 for a bad command line, 1 for bad data or a checkpoint that does not fit).
@@ -110,6 +110,32 @@ void expect_curve_files(const std::string& dir, const std::string& name) {
   EXPECT_NE(svg.find("</svg>"), std::string::npos) << dir;
   EXPECT_EQ(csv.rfind("series,", 0), 0u) << csv.substr(0, 80);
   EXPECT_NE(csv.find("\ntrain,"), std::string::npos) << csv.substr(0, 200);
+}
+
+// ---- minimal: the README's first program
+
+TEST_F(Examples, MinimalTrainsWithAFallingLoss) {
+  const Outcome r = run("minimal", "");
+  ASSERT_EQ(r.status, 0) << r.all();
+  std::smatch first, last;
+  const std::string out = r.out, last_line = r.last_line();
+  ASSERT_TRUE(std::regex_search(out, first, std::regex(R"(^step 0 loss (\d+\.\d{4})\n)"))) << out;
+  ASSERT_TRUE(std::regex_match(last_line, last, std::regex(R"(step 80 loss (\d+\.\d{4}))"))) << out;
+  EXPECT_LT(std::stod(last[1]), 0.5 * std::stod(first[1])) << out;
+}
+
+TEST(Readme, FirstProgramIsExamplesMinimalByteForByte) {
+  const std::string readme = read_file(fs::path(XGRAD_SOURCE_DIR) / "README.md");
+  const std::string heading = "## A first program\n", open = "```cpp\n", close = "\n```\n";
+  const auto at = readme.find(heading);
+  ASSERT_NE(at, std::string::npos) << "README.md has no section \"A first program\"";
+  const auto begin = readme.find(open, at);
+  ASSERT_NE(begin, std::string::npos);
+  const auto end = readme.find(close, begin + open.size());
+  ASSERT_NE(end, std::string::npos);
+  const std::string code = readme.substr(begin + open.size(), end + 1 - begin - open.size());
+  EXPECT_EQ(code, read_file(fs::path(XGRAD_SOURCE_DIR) / "examples" / "minimal.cpp"))
+      << "README.md's first program and examples/minimal.cpp differ: change both";
 }
 
 // ---- char_lm

@@ -4,10 +4,10 @@
 #include "common/dates.hpp"
 #include "common/plot.hpp"
 #include "common/progress.hpp"
-#include "common/utf8.hpp"
 #include "common/wordlists.hpp"
 
 #include <xgrad/autograd/errors.hpp>
+#include <xgrad/data/data.hpp>
 
 #include <gtest/gtest.h>
 
@@ -358,33 +358,9 @@ TEST(Plot, NiceTicksCoverTheRangeWithRoundSteps) {
   EXPECT_FALSE(nice_ticks(3, 3).empty());
 }
 
-// ---------------------------------------------------------------- utf8
+// ---------------------------------------------------------------- lower case
 
-TEST(Utf8, DecodesAndEncodesAllLengths) {
-  const std::string s = "a\xC3\xA4\xE2\x82\xAC\xF0\x9F\x98\x80";  // a ä € 😀
-  const std::u32string u = decode_utf8(s);
-  EXPECT_EQ(u, (std::u32string{U'a', 0xE4, 0x20AC, 0x1F600}));
-  EXPECT_EQ(encode_utf8(u), s);
-  EXPECT_EQ(decode_latin1("\xC5sna"), (std::u32string{0xC5, 's', 'n', 'a'}));
-}
-
-TEST(Utf8, InvalidInputNamesTheByteOffset) {
-  auto bad = [](const std::string& bytes, std::size_t offset) {
-    expect_throw_with<xgrad::DataError>([&] { decode_utf8(bytes, "sample.txt"); },
-                                        {"sample.txt", "invalid UTF-8", "byte offset " + std::to_string(offset)});
-  };
-  bad("ab\x80", 2);                 // stray continuation byte
-  bad("abc\xC3", 3);                // truncated at the end
-  bad("\xC3(", 1);                  // continuation missing: '(' is the offending byte
-  bad("ok \xC0\x80", 3);            // overlong NUL
-  bad("xy\xE0\x80\xAF", 2);         // overlong '/'
-  bad("\xED\xA0\x80", 0);           // surrogate
-  bad("a\xF4\x90\x80\x80", 1);      // above U+10FFFF
-  bad("\xC3\xA4\xFF", 2);           // 0xFF never occurs
-  EXPECT_THROW(encode_utf8(char32_t{0xD800}), xgrad::DataError);
-}
-
-TEST(Utf8, LowerCasesLatinLettersIncludingAccentedOnes) {
+TEST(WordLists, LowerCasesLatinLettersIncludingAccentedOnes) {
   EXPECT_EQ(to_lower(U"ÄÖÜÅÉÈÇÑABCxyz"), U"äöüåéèçñabcxyz");
   EXPECT_EQ(to_lower(U'ß'), U'ß');
   EXPECT_EQ(to_lower(char32_t{0x1E9E}), U'ß');
@@ -447,16 +423,7 @@ TEST(Corpus, FortunesPackageIsReadOnceAndIsValidUtf8) {
   EXPECT_TRUE(std::is_sorted(files.begin(), files.end()));
   const std::string text = read_corpus();
   EXPECT_GT(text.size(), 1000000u);
-  EXPECT_NO_THROW(decode_utf8(text, "fortunes"));
-}
-
-TEST(Corpus, HeldOutStartKeepsTheLastTenPercent) {
-  EXPECT_EQ(held_out_start(100), 90u);
-  EXPECT_EQ(held_out_start(1005), 904u);  // 100.5 rounds away from zero, as llround
-  EXPECT_EQ(held_out_start(1004), 904u);
-  EXPECT_EQ(held_out_start(9), 8u);
-  EXPECT_EQ(held_out_start(0), 0u);
-  EXPECT_EQ(held_out_start(100, 0.25), 75u);
+  EXPECT_NO_THROW(xgrad::data::utf8_decode(text));
 }
 
 // ---------------------------------------------------------------- word lists

@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
+#include <thread>
+
+#include <xgrad/autograd/blas.hpp>
 
 namespace xgrad::examples {
 
@@ -88,12 +91,14 @@ Cli& Cli::add_flag(const std::string& name, const std::string& help) {
 
 Cli& Cli::add_common(std::int64_t seed, std::int64_t threads) {
   add_int("seed", seed, "random seed (initialisation, batches, sampling)", 0);
-  add_int("threads", threads, "worker threads; 0: all cores", 0, 1024);
+  add_threads(threads);
   add_string("checkpoint", "", "save a checkpoint to PATH as training goes");
   add_string("resume", "", "resume from the checkpoint at PATH");
   add_string("out", "", "write the loss curve to DIR as SVG and CSV");
   return *this;
 }
+
+Cli& Cli::add_threads(std::int64_t def) { return add_int("threads", def, "worker threads; 0: all cores", 0, 1024); }
 
 void Cli::set_value(Option& o, const std::string& v) const {
   const std::string where = "option --" + o.name + ": ";
@@ -103,14 +108,8 @@ void Cli::set_value(Option& o, const std::string& v) const {
       char* end = nullptr;
       const long long x = std::strtoll(v.c_str(), &end, 10);
       if (v.empty() || *end != '\0') throw CliError(where + "'" + v + "' is not an integer");
-      if (errno == ERANGE || x < o.int_min || x > o.int_max) {
-        std::string range;
-        if (o.int_min != std::numeric_limits<std::int64_t>::min())
-          range += ">= " + std::to_string(o.int_min);
-        if (o.int_max != std::numeric_limits<std::int64_t>::max())
-          range += (range.empty() ? "<= " : " and <= ") + std::to_string(o.int_max);
-        throw CliError(where + "value " + v + " out of range (must be " + range + ")");
-      }
+      if (errno == ERANGE || x < o.int_min || x > o.int_max)
+        throw CliError(where + "value " + v + " out of range (must be " + range_text(o) + ")");
       o.int_value = x;
       break;
     }
@@ -121,14 +120,8 @@ void Cli::set_value(Option& o, const std::string& v) const {
       if (v.empty() || *end != '\0' || !std::isfinite(x))
         throw CliError(where + "'" + v + "' is not a finite number");
       const bool low = o.min_exclusive ? !(x > o.double_min) : x < o.double_min;
-      if (low || x > o.double_max) {
-        std::string range;
-        if (std::isfinite(o.double_min))
-          range += (o.min_exclusive ? "> " : ">= ") + fmt_double(o.double_min);
-        if (std::isfinite(o.double_max))
-          range += (range.empty() ? "<= " : " and <= ") + fmt_double(o.double_max);
-        throw CliError(where + "value " + v + " out of range (must be " + range + ")");
-      }
+      if (low || x > o.double_max)
+        throw CliError(where + "value " + v + " out of range (must be " + range_text(o) + ")");
       o.double_value = x;
       break;
     }
@@ -210,6 +203,23 @@ void Cli::parse(int argc, const char* const* argv) {
               << "Try '" << program_ << " --help' for the options.\n";
     std::exit(2);
   }
+  if (options_.count("threads")) {
+    const auto n = get_int("threads");
+    blas::set_num_threads(n > 0 ? int(n) : int(std::max(1u, std::thread::hardware_concurrency())));
+  }
+}
+
+// ">= 1 and <= 1024", "> 0", or "" for a number option without bounds.
+std::string Cli::range_text(const Option& o) {
+  std::string lo, hi;
+  if (o.type == Type::Int) {
+    if (o.int_min != std::numeric_limits<std::int64_t>::min()) lo = ">= " + std::to_string(o.int_min);
+    if (o.int_max != std::numeric_limits<std::int64_t>::max()) hi = "<= " + std::to_string(o.int_max);
+  } else {
+    if (std::isfinite(o.double_min)) lo = (o.min_exclusive ? "> " : ">= ") + fmt_double(o.double_min);
+    if (std::isfinite(o.double_max)) hi = "<= " + fmt_double(o.double_max);
+  }
+  return lo.empty() || hi.empty() ? lo + hi : lo + " and " + hi;
 }
 
 const Cli::Option& Cli::find(const std::string& name, Type type) const {
@@ -232,6 +242,17 @@ bool Cli::given(const std::string& name) const {
   if (it == options_.end()) throw std::logic_error("Cli: no option --" + name);
   return it->second.given;
 }
+Cli::Type Cli::type_of(const std::string& name) const {
+  auto it = options_.find(name);
+  if (it == options_.end()) throw std::logic_error("Cli: no option --" + name);
+  return it->second.type;
+}
+void Cli::set(const std::string& name, const std::string& value) {
+  auto it = options_.find(name);
+  if (it == options_.end()) throw std::logic_error("Cli: no option --" + name);
+  set_value(it->second, value);
+  if (it->second.type == Type::Flag) it->second.flag_value = value != "0";
+}
 
 std::string Cli::usage() const {
   std::ostringstream os;
@@ -245,23 +266,13 @@ std::string Cli::usage() const {
     std::string left = "--" + name;
     std::string right = o.help;
     switch (o.type) {
-      case Type::Int: {
-        left += " N";
-        right += " (default " + std::to_string(o.int_value);
-        if (o.int_min != std::numeric_limits<std::int64_t>::min())
-          right += ", >= " + std::to_string(o.int_min);
-        if (o.int_max != std::numeric_limits<std::int64_t>::max())
-          right += ", <= " + std::to_string(o.int_max);
-        right += ")";
-        break;
-      }
+      case Type::Int:
       case Type::Double: {
-        left += " X";
-        right += " (default " + fmt_double(o.double_value);
-        if (std::isfinite(o.double_min))
-          right += (o.min_exclusive ? ", > " : ", >= ") + fmt_double(o.double_min);
-        if (std::isfinite(o.double_max)) right += ", <= " + fmt_double(o.double_max);
-        right += ")";
+        const bool is_int = o.type == Type::Int;
+        const std::string range = range_text(o);
+        left += is_int ? " N" : " X";
+        right += " (default " + (is_int ? std::to_string(o.int_value) : fmt_double(o.double_value)) +
+                 (range.empty() ? "" : ", " + range) + ")";
         break;
       }
       case Type::String: {

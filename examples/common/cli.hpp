@@ -45,14 +45,16 @@ class Cli {
   Cli& add_string(const std::string& name, const std::string& def, const std::string& help,
                   std::vector<std::string> choices = {});
   Cli& add_flag(const std::string& name, const std::string& help);
-  // The flags every example accepts: --seed N, --threads N (0: all cores), --checkpoint PATH,
-  // --resume PATH, --out DIR (empty: nothing written). --help is always there. `threads` is
-  // --threads' default (the training examples use 1: on a busy 2-core machine two OpenBLAS
-  // threads made char_lm's steps 3x slower).
+  // The flags every example accepts: --seed N, --threads N, --checkpoint PATH, --resume PATH,
+  // --out DIR (empty: nothing written). --help is always there. `threads` is --threads' default
+  // (the training examples use 1: on a busy 2-core machine two OpenBLAS threads made char_lm's
+  // steps 3x slower).
   Cli& add_common(std::int64_t seed = 1, std::int64_t threads = 0);
+  // --threads N: the BLAS threads, which parse() sets (0: all cores).
+  Cli& add_threads(std::int64_t def = 0);
 
   // Parses argv; on --help prints usage to stdout and exits 0; on a bad command line prints
-  // "<program>: <message>" and a hint to stderr and exits 2.
+  // "<program>: <message>" and a hint to stderr and exits 2. Then applies --threads, if declared.
   void parse(int argc, const char* const* argv);
   void parse(int argc, char** argv) { parse(argc, const_cast<const char* const*>(argv)); }
   // The same without exiting, for tests: returns false if --help was given (usage written to
@@ -65,6 +67,10 @@ class Cli {
   bool get_flag(const std::string& name) const;
   // True if the option was on the command line (not just defaulted).
   bool given(const std::string& name) const;
+  bool has(const std::string& name) const { return options_.count(name) != 0; }
+  Type type_of(const std::string& name) const;
+  // Sets an option as if given as --name value (a flag: value "0" is off); CliError if bad.
+  void set(const std::string& name, const std::string& value);
 
   std::string usage() const;
   const std::string& program() const { return program_; }
@@ -84,6 +90,7 @@ class Cli {
   Option& declare(const std::string& name, const std::string& help, Type type);
   const Option& find(const std::string& name, Type type) const;
   void set_value(Option& o, const std::string& value) const;
+  static std::string range_text(const Option& o);
 
   std::string program_, description_;
   std::vector<std::string> order_;

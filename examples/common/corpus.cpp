@@ -3,7 +3,6 @@
 #include <xgrad/autograd/errors.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -72,11 +71,6 @@ std::string read_corpus(const std::string& path) {
   for (const auto& f : corpus_files(path)) text += read_file(f);
   if (text.empty()) throw DataError("corpus: no text in '" + path + "' (empty)");
   return text;
-}
-
-std::size_t held_out_start(std::size_t n, double fraction) {
-  const auto held = static_cast<std::size_t>(std::llround(static_cast<double>(n) * fraction));
-  return n - std::min(held, n);
 }
 
 }  // namespace xgrad::examples

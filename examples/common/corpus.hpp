@@ -23,13 +23,8 @@ std::vector<std::string> corpus_files(const std::string& path = kFortunesDir);
 
 // The bytes of corpus_files(path) concatenated, unchanged (fortunes keep their "%" separator
 // lines). Throws xgrad::DataError naming the path if it is missing, unreadable or has no text.
-// The bytes are meant to be UTF-8; decode with decode_utf8 (common/utf8.hpp), which names the
-// byte offset of any invalid sequence.
+// The bytes are meant to be UTF-8 (data::Vocab::from_text names the byte offset of any invalid
+// sequence).
 std::string read_corpus(const std::string& path = kFortunesDir);
-
-// The first held-out position when the last `fraction` of n symbols is held out:
-// n - llround(n * fraction), the same count as xgrad::data::split_sizes (data/data.hpp), so
-// data::split(ids, 0.1, 0) gives the same parts. Positions [0, start) are training text.
-std::size_t held_out_start(std::size_t n, double fraction = 0.1);
 
 }  // namespace xgrad::examples

@@ -1,6 +1,6 @@
 #include "common/dates.hpp"
 
-#include "common/random.hpp"
+#include <xgrad/data/data.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -152,8 +152,8 @@ std::vector<DatePair> make_date_pairs(std::size_t n, std::uint64_t seed, int min
   pairs.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const Date d = civil_from_days(first + static_cast<std::int64_t>(
-                                               uniform_below(rng, static_cast<std::uint64_t>(span))));
-    const int f = static_cast<int>(uniform_below(rng, kDateFormatCount));
+                                               data::uniform_index(rng, static_cast<std::uint64_t>(span))));
+    const int f = static_cast<int>(data::uniform_index(rng, kDateFormatCount));
     pairs.push_back({format_date(d, f), iso_date(d), d, f});
   }
   return pairs;

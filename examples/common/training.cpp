@@ -1,6 +1,11 @@
 #include "common/training.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include <xgrad/autograd/errors.hpp>
+#include <xgrad/layers/module.hpp>
+#include <xgrad/optim/clip.hpp>
 
 namespace xgrad::examples {
 
@@ -16,32 +21,29 @@ const V& typed(const CheckpointExtra& extra, const std::string& key, const std::
   return *v;
 }
 
-}  // namespace
-
-std::int64_t extra_int(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
-  return typed<std::int64_t>(extra, key, path, "an integer");
-}
-double extra_double(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
-  return typed<double>(extra, key, path, "a number");
-}
-std::string extra_string(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
-  return typed<std::string>(extra, key, path, "a string");
-}
-Array<float> extra_floats(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
-  return typed<Array<float>>(extra, key, path, "a float32 array");
+// An option's value as the checkpoint keeps it, and as a message or Cli::set spells it.
+CheckpointValue kept_value(const Cli& cli, const std::string& name) {
+  switch (cli.type_of(name)) {
+    case Cli::Type::Int: return cli.get_int(name);
+    case Cli::Type::Double: return cli.get_double(name);
+    case Cli::Type::String: return cli.get_string(name);
+    case Cli::Type::Flag: return std::int64_t(cli.get_flag(name));
+  }
+  return std::int64_t(0);
 }
 
-CheckpointExtra load_extra_of(const std::string& program, const std::string& path) {
-  CheckpointExtra extra = load_extra(path);
-  auto it = extra.find("model");
-  const std::string* model = it == extra.end() ? nullptr : std::get_if<std::string>(&it->second);
-  if (model == nullptr)
-    throw CheckpointError("checkpoint '" + path + "' was not written by an xgrad example (no 'model' value)");
-  if (*model != program)
-    throw CheckpointError("checkpoint '" + path + "' holds a " + *model + " model, not a " + program + " model");
-  return extra;
+std::string text_of(const CheckpointValue& v, const std::string& key, const std::string& path) {
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* d = std::get_if<double>(&v)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", *d);
+    return buf;
+  }
+  throw CheckpointError("checkpoint '" + path + "': value '" + key + "' is not an option's value");
 }
 
+// A curve kept as "<key>.x" and "<key>.y" (float64 arrays).
 void put_series(CheckpointExtra& extra, const std::string& key, const Series& s) {
   Array<double> x = Array<double>::from_shape({s.x.size()}), y = Array<double>::from_shape({s.y.size()});
   std::copy(s.x.begin(), s.x.end(), x.begin());
@@ -50,23 +52,149 @@ void put_series(CheckpointExtra& extra, const std::string& key, const Series& s)
   extra[key + ".y"] = std::move(y);
 }
 
-Series get_series(const CheckpointExtra& extra, const std::string& key, const std::string& name) {
-  Series s{name, {}, {}};
+void get_series(const CheckpointExtra& extra, const std::string& key, Series& s) {
   auto ix = extra.find(key + ".x"), iy = extra.find(key + ".y");
-  if (ix == extra.end() || iy == extra.end()) return s;
+  if (ix == extra.end() || iy == extra.end()) return;
   const auto* x = std::get_if<Array<double>>(&ix->second);
   const auto* y = std::get_if<Array<double>>(&iy->second);
-  if (x == nullptr || y == nullptr || x->size() != y->size()) return s;
+  if (x == nullptr || y == nullptr || x->size() != y->size()) return;
   s.x.assign(x->begin(), x->end());
   s.y.assign(y->begin(), y->end());
-  return s;
 }
 
-void check_same(const std::string& option, const std::string& given, const std::string& saved, bool was_given,
-                const std::string& path) {
-  if (was_given && given != saved)
-    throw CheckpointError("--" + option + " " + given + " was given, but checkpoint '" + path + "' holds a model with " +
-                          option + " " + saved);
+}  // namespace
+
+std::int64_t extra_int(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
+  return typed<std::int64_t>(extra, key, path, "an integer");
+}
+std::string extra_string(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
+  return typed<std::string>(extra, key, path, "a string");
+}
+Array<float> extra_floats(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
+  return typed<Array<float>>(extra, key, path, "a float32 array");
+}
+
+Training::Training(Cli& cli, std::string program, KeptOptions kept)
+    : cli_(cli), program_(std::move(program)), resume_path_(cli.get_string("resume")), kept_(std::move(kept)) {
+  nn::manual_seed(seed());
+  if (resume_path_.empty()) return;
+  const std::string& path = resume_path_;
+  resumed_ = load_extra(path);
+  auto it = resumed_.find("model");
+  const std::string* model = it == resumed_.end() ? nullptr : std::get_if<std::string>(&it->second);
+  if (model == nullptr)
+    throw CheckpointError("checkpoint '" + path + "' was not written by an xgrad example (no 'model' value)");
+  if (*model != program_)
+    throw CheckpointError("checkpoint '" + path + "' holds a " + *model + " model, not a " + program_ + " model");
+  for (const auto* names : {&kept_.adopted, &kept_.fixed})
+    for (const auto& name : *names) {
+      auto saved_it = resumed_.find(name);
+      if (saved_it == resumed_.end())
+        throw CheckpointError("checkpoint '" + path + "' has no value '" + name + "' (not written by this program?)");
+      const std::string saved = text_of(saved_it->second, name, path),
+                        given = text_of(kept_value(cli, name), name, path);
+      const bool adopted = names == &kept_.adopted;
+      if (given != saved && (!adopted || cli.given(name)))
+        throw CheckpointError("--" + name + " " + given + " was given, but checkpoint '" + path +
+                              "' holds a model with " + name + " " + saved);
+      if (adopted) cli.set(name, saved);
+    }
+}
+
+Training::Loop Training::loop() const {
+  Loop l;
+  if (cli_.has("steps")) l.steps = cli_.get_int("steps");
+  if (cli_.has("clip")) l.clip = cli_.get_double("clip");
+  if (cli_.has("eval-every")) l.eval_every = cli_.get_int("eval-every");
+  if (cli_.has("save-every")) l.save_every = cli_.get_int("save-every");
+  return l;
+}
+
+std::uint64_t Training::seed() const { return static_cast<std::uint64_t>(cli_.get_int("seed")); }
+
+void Training::same_data(const std::string& key, const std::string& value, const std::string& description) {
+  if (!resume_path_.empty() && extra_string(resumed_, key, resume_path_) != value)
+    throw CheckpointError("checkpoint '" + resume_path_ + "' was trained on " + description);
+  data_[key] = value;
+}
+
+void Training::save(const nn::Module<float>& model, const optim::Optimizer<float>& opt, const Loop& loop,
+                    std::int64_t step) const {
+  const std::string& path = cli_.get_string("checkpoint");
+  if (path.empty()) return;
+  CheckpointExtra e = data_;
+  e["model"] = program_;
+  e["step"] = step;
+  for (const auto* names : {&kept_.adopted, &kept_.fixed})
+    for (const auto& name : *names) e[name] = kept_value(cli_, name);
+  put_series(e, "curve.train", train_);
+  put_series(e, "curve.eval", eval_);
+  if (loop.save) loop.save(e);
+  xgrad::save(model, opt, path, e);
+}
+
+void Training::run(nn::Module<float>& model, optim::Optimizer<float>& opt, const Loop& loop,
+                   const std::function<Var<float>(std::int64_t)>& step_fn) {
+  eval_.name = loop.eval_name;
+  std::int64_t step = 0;
+  if (!resume_path_.empty()) {
+    load(model, opt, resume_path_);
+    step = extra_int(resumed_, "step", resume_path_);
+    get_series(resumed_, "curve.train", train_);
+    get_series(resumed_, "curve.eval", eval_);
+    if (loop.resume) loop.resume(resumed_, resume_path_);
+    std::printf("resumed from %s at step %lld\n", resume_path_.c_str(), (long long)step);
+  }
+  const auto params = model.parameters();
+  Progress::Options po = loop.progress;
+  po.start = step;
+  Progress progress(loop.steps, po);
+  double window = 0, since_eval = 0;
+  int in_window = 0, in_since_eval = 0;
+  std::string note;
+  while (step < loop.steps) {
+    opt.zero_grad();
+    const Var<float> loss = step_fn(step);
+    loss.backward();
+    if (loop.clip > 0) optim::clip_grad_norm(params, loop.clip);
+    opt.step();
+    const double l = loss.value().flat(0);
+    clear_tape();
+    ++step;
+    if (!std::isfinite(l))
+      throw ValueError("training diverged: loss " + std::to_string(l) + " at step " + std::to_string(step) +
+                       " (try a smaller --lr)");
+    window += l, ++in_window, since_eval += l, ++in_since_eval;
+    const bool last = step == loop.steps;
+    const bool eval = loop.evaluate && loop.eval_every > 0 && (step % loop.eval_every == 0 || last);
+    if (in_window == loop.window || last || (eval && loop.epochs)) {
+      train_.x.push_back(double(step)), train_.y.push_back(window / in_window);
+      window = 0, in_window = 0;
+    }
+    if (eval && loop.epochs) progress.update(step, train_.y.back(), note), progress.finish();
+    if (eval) {
+      const Point p = loop.evaluate(since_eval / in_since_eval);
+      eval_.x.push_back(double(step)), eval_.y.push_back(p.value);
+      note = p.note;
+      since_eval = 0, in_since_eval = 0;
+    }
+    if (!(eval && loop.epochs)) progress.update(step, train_.y.empty() ? l : train_.y.back(), note);
+    if (!last && ((loop.save_every > 0 && step % loop.save_every == 0) || (eval && loop.epochs)))
+      save(model, opt, loop, step);
+  }
+  progress.finish();
+  save(model, opt, loop, step);
+}
+
+int Training::finish(const std::string& title, const std::string& last_line) const {
+  const std::string& out = cli_.get_string("out");
+  if (!out.empty()) {
+    PlotOptions po;
+    po.title = title;
+    std::printf("loss curve: %s\n", write_loss_curve(out, program_, {train_, eval_}, po).c_str());
+  }
+  std::printf("%s\n", last_line.c_str());
+  return 0;
 }
 
 }  // namespace xgrad::examples

@@ -1,9 +1,8 @@
 #include "common/wordlists.hpp"
 
-#include "common/random.hpp"
-#include "common/utf8.hpp"
 
 #include <xgrad/autograd/errors.hpp>
+#include <xgrad/data/data.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -17,6 +16,23 @@ namespace xgrad::examples {
 
 namespace {
 
+// Strict UTF-8 (data::utf8_decode); an error names `what` and the byte offset.
+std::u32string decode_utf8(const std::string& bytes, const std::string& what) {
+  try {
+    const std::vector<char32_t> cps = data::utf8_decode(bytes);
+    return std::u32string(cps.begin(), cps.end());
+  } catch (const DataError& e) {
+    throw DataError(what + ": " + e.what());
+  }
+}
+
+// ISO-8859-1 maps each byte to the code point of the same value.
+std::u32string decode_latin1(const std::string& bytes) {
+  std::u32string out;
+  for (unsigned char c : bytes) out += char32_t(c);
+  return out;
+}
+
 std::string read_bytes(const std::string& path, const std::string& what) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw DataError(what + ": cannot open '" + path + "'");
@@ -26,6 +42,29 @@ std::string read_bytes(const std::string& path, const std::string& what) {
 }
 
 }  // namespace
+
+char32_t to_lower(char32_t c) {
+  if (c >= U'A' && c <= U'Z') return c + 0x20;
+  if (c < 0xC0) return c;
+  if (c <= 0xDE) return c == 0xD7 ? c : c + 0x20;  // À..Þ except ×
+  if (c < 0x100) return c;
+  if (c <= 0x17F) {
+    // Latin Extended-A: capital/small pairs, capital first, except the odd ones out below.
+    if (c == 0x130) return U'i';                          // İ
+    if (c == 0x131 || c == 0x138 || c == 0x149 || c == 0x17F) return c;  // ı ĸ ŉ ſ
+    if (c == 0x178) return 0xFF;                          // Ÿ -> ÿ
+    const bool odd_capitals = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_capitals) return (c % 2 == 1) ? c + 1 : c;
+    return (c % 2 == 0) ? c + 1 : c;
+  }
+  if (c == 0x1E9E) return 0xDF;  // ẞ -> ß
+  return c;
+}
+
+std::u32string to_lower(std::u32string text) {
+  for (char32_t& c : text) c = to_lower(c);
+  return text;
+}
 
 std::vector<std::u32string> parse_word_list(const std::string& bytes, Encoding encoding,
                                             const std::string& what) {
@@ -77,7 +116,8 @@ WordSplit make_word_split(const std::vector<std::vector<std::u32string>>& per_la
       throw DataError("word split: " + languages[label] + " has " + std::to_string(own.size()) +
                       " words of its own, " + std::to_string(need) + " needed");
     std::mt19937_64 rng(o.seed + label);
-    partial_shuffle(own, need, rng);
+    for (std::size_t i = 0; i < need; ++i)  // partial Fisher-Yates: the first `need` of a shuffle
+      std::swap(own[i], own[i + data::uniform_index(rng, own.size() - i)]);
     const int l = static_cast<int>(label);
     for (std::size_t i = 0; i < need; ++i) {
       auto& dest = i < o.train ? split.train
@@ -105,7 +145,7 @@ void write_split_tsv(const WordSplit& split, const std::string& path) {
   auto put = [&](const char* name, const std::vector<LabeledWord>& words) {
     for (const auto& w : words)
       f << name << '\t' << split.languages.at(static_cast<std::size_t>(w.label)) << '\t'
-        << encode_utf8(w.word) << '\n';
+        << data::utf8_encode(std::vector<char32_t>(w.word.begin(), w.word.end())) << '\n';
   };
   put("train", split.train);
   put("validation", split.validation);

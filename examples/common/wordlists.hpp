@@ -46,9 +46,16 @@ struct WordSplitOptions {
   std::size_t train = 10000, validation = 1000, test = 2000;  // per language
 };
 
+// Lower case for Basic Latin, Latin-1 Supplement, Latin Extended-A and capital sharp s
+// (U+1E9E -> ß); every other code point is returned unchanged. One code point in, one out
+// (so İ U+0130 becomes plain i), which keeps word lengths and is easy to replicate elsewhere
+// (bench/classify_torch.py does).
+char32_t to_lower(char32_t c);
+std::u32string to_lower(std::u32string text);
+
 // One list: decoded to code points (invalid UTF-8: xgrad::DataError naming the file and the
 // byte offset), split into lines (a trailing '\r' dropped, empty lines skipped), lower-cased
-// with to_lower (common/utf8.hpp), words with an apostrophe (' or U+2019) dropped, duplicates
+// with to_lower, words with an apostrophe (' or U+2019) dropped, duplicates
 // removed, sorted by code points. Missing or empty file: xgrad::DataError naming the path.
 std::vector<std::u32string> read_word_list(const std::string& path, Encoding encoding);
 // The same on bytes already in memory; `what` names them in errors.
@@ -58,8 +65,10 @@ std::vector<std::u32string> parse_word_list(const std::string& bytes, Encoding e
 // The split from per-language word lists (each sorted and unique, as read_word_list gives):
 // words found in more than one language are dropped from all; then for each language in label
 // order, with its own std::mt19937_64 seeded with seed + label, a partial Fisher-Yates shuffle
-// (common/random.hpp) draws train + validation + test words: the first `train` go to train,
-// the next `validation` to validation, the next `test` to test. Too few words: DataError.
+// (for i < need, swap words i and i + data::uniform_index(rng, n - i), which for these n is
+// i + rng() % (n - i) but for a chance below 2^-40) draws train + validation + test words: the
+// first `train` go to train, the next `validation` to validation, the next `test` to test. Too
+// few words: DataError.
 WordSplit make_word_split(const std::vector<std::vector<std::u32string>>& per_language,
                           const std::vector<std::string>& languages,
                           const WordSplitOptions& options = {});
