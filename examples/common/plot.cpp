@@ -142,14 +142,14 @@ void write_svg(const std::string& path, const std::vector<Series>& series,
       << "\" fill=\"white\"/>\n"
       << "<text x=\"" << px(W / 2) << "\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">"
       << xml_escape(o.title) << "</text>\n";
+  auto line = [&](double x1, double y1, double x2, double y2, const std::string& style = "") {
+    svg << "<line x1=\"" << px(x1) << "\" y1=\"" << px(y1) << "\" x2=\"" << px(x2) << "\" y2=\"" << px(y2)
+        << "\"" << style << "/>\n";
+  };
   // Grid and ticks.
   svg << "<g stroke=\"#dddddd\" stroke-width=\"1\">\n";
-  for (double t : xt)
-    svg << "<line x1=\"" << px(sx(t)) << "\" y1=\"" << px(top) << "\" x2=\"" << px(sx(t))
-        << "\" y2=\"" << px(top + ph) << "\"/>\n";
-  for (double t : yt)
-    svg << "<line x1=\"" << px(left) << "\" y1=\"" << px(sy(t)) << "\" x2=\"" << px(left + pw)
-        << "\" y2=\"" << px(sy(t)) << "\"/>\n";
+  for (double t : xt) line(sx(t), top, sx(t), top + ph);
+  for (double t : yt) line(left, sy(t), left + pw, sy(t));
   svg << "</g>\n<g text-anchor=\"middle\">\n";
   for (double t : xt)
     svg << "<text x=\"" << px(sx(t)) << "\" y=\"" << px(top + ph + 18) << "\">"
@@ -160,12 +160,10 @@ void write_svg(const std::string& path, const std::vector<Series>& series,
         << tick_label(t, ys) << "</text>\n";
   svg << "</g>\n";
   // Axes and their labels.
-  svg << "<g stroke=\"black\" stroke-width=\"1\">\n"
-      << "<line x1=\"" << px(left) << "\" y1=\"" << px(top + ph) << "\" x2=\"" << px(left + pw)
-      << "\" y2=\"" << px(top + ph) << "\"/>\n"
-      << "<line x1=\"" << px(left) << "\" y1=\"" << px(top) << "\" x2=\"" << px(left)
-      << "\" y2=\"" << px(top + ph) << "\"/>\n</g>\n"
-      << "<text x=\"" << px(left + pw / 2) << "\" y=\"" << px(H - 12)
+  svg << "<g stroke=\"black\" stroke-width=\"1\">\n";
+  line(left, top + ph, left + pw, top + ph);
+  line(left, top, left, top + ph);
+  svg << "</g>\n<text x=\"" << px(left + pw / 2) << "\" y=\"" << px(H - 12)
       << "\" text-anchor=\"middle\">" << xml_escape(o.x_label) << "</text>\n"
       << "<text x=\"16\" y=\"" << px(top + ph / 2) << "\" text-anchor=\"middle\" transform=\"rotate(-90 16 "
       << px(top + ph / 2) << ")\">" << xml_escape(o.y_label) << "</text>\n";
@@ -207,9 +205,8 @@ void write_svg(const std::string& path, const std::vector<Series>& series,
     for (std::size_t k = 0; k < series.size(); ++k) {
       const char* colour = kColours[k % (sizeof kColours / sizeof *kColours)];
       const double y = ly + 16 + 18.0 * k;
-      svg << "<line x1=\"" << px(lx + 8) << "\" y1=\"" << px(y - 4) << "\" x2=\"" << px(lx + 28)
-          << "\" y2=\"" << px(y - 4) << "\" stroke=\"" << colour << "\" stroke-width=\"2\"/>\n"
-          << "<text x=\"" << px(lx + 34) << "\" y=\"" << px(y) << "\">" << xml_escape(series[k].name)
+      line(lx + 8, y - 4, lx + 28, y - 4, " stroke=\"" + std::string(colour) + "\" stroke-width=\"2\"");
+      svg << "<text x=\"" << px(lx + 34) << "\" y=\"" << px(y) << "\">" << xml_escape(series[k].name)
           << "</text>\n";
     }
     svg << "</g>\n";

@@ -33,14 +33,6 @@ std::u32string decode_latin1(const std::string& bytes) {
   return out;
 }
 
-std::string read_bytes(const std::string& path, const std::string& what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw DataError(what + ": cannot open '" + path + "'");
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
-
 }  // namespace
 
 char32_t to_lower(char32_t c) {
@@ -88,7 +80,7 @@ std::vector<std::u32string> parse_word_list(const std::string& bytes, Encoding e
 }
 
 std::vector<std::u32string> read_word_list(const std::string& path, Encoding encoding) {
-  const std::string bytes = read_bytes(path, "word list");
+  const std::string bytes = data::read_text_file(path);
   if (bytes.empty()) throw DataError("word list: '" + path + "' is empty");
   return parse_word_list(bytes, encoding, "word list '" + path + "'");
 }
@@ -154,8 +146,7 @@ void write_split_tsv(const WordSplit& split, const std::string& path) {
 }
 
 WordSplit read_split_tsv(const std::string& path) {
-  const std::string bytes = read_bytes(path, "word split");
-  if (bytes.empty()) throw DataError("word split: '" + path + "' is empty");
+  const std::string bytes = data::read_text_file(path);
   WordSplit split;
   std::map<std::string, int> labels;
   std::istringstream in(bytes);
