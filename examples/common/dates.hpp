@@ -22,7 +22,7 @@ struct DatePair {
   int format;         // index into the formats, 0..kDateFormatCount-1
 };
 
-// The formats, for 24 November 2026 (see date_format_example(i)):
+// The formats, for 24 November 2026 (format_date(d, i)):
 //   0 "24 November 2026"            7 "24-Nov-26"
 //   1 "Tue 24/11/26"                8 "11/24/2026"
 //   2 "november 24, 2026"           9 "24 nov 2026"

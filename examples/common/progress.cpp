@@ -51,7 +51,7 @@ std::string Progress::format_rate(double r) {
 std::string Progress::line(std::int64_t step, double loss, const std::string& extra,
                            double elapsed) const {
   std::ostringstream os;
-  os << opt_.label << ' ' << step << '/' << total_ << "  loss " << std::fixed
+  os << "step " << step << '/' << total_ << "  loss " << std::fixed
      << std::setprecision(4) << loss;
   const double done = static_cast<double>(step - opt_.start);
   if (elapsed > 0 && done > 0) {

@@ -15,7 +15,6 @@ namespace xgrad::examples {
 class Progress {
  public:
   struct Options {
-    std::string label = "step";   // what is counted: "step", "epoch", ...
     std::string unit = "steps";   // the rate's unit: "steps", or "tok" with items_per_step
     double items_per_step = 1;    // e.g. B*T tokens per step for a rate in tok/s
     std::int64_t start = 0;       // the step a resumed run starts from (rate and time left)
