@@ -5,6 +5,8 @@
 #include "autograd/tape.hpp"
 #include "autograd/var.hpp"
 #include "autograd/ops.hpp"
+#include "autograd/tensor_ops.hpp"
+#include "autograd/nn_ops.hpp"
 #include "autograd/losses.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/dot.hpp"

@@ -18,44 +18,13 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "op_testing.hpp"
+
 using namespace xgrad;
-using A = Array<double>;
-using Vars = std::vector<Var<double>>;
+using namespace xgrad::testing;
 
 namespace {
 
-enum class Domain { any, positive, away_from_zero };
-
-A random_array(const Shape& shape, Domain d, std::mt19937_64& gen) {
-  std::uniform_real_distribution<double> u(-2, 2), pos(0.5, 2.0);
-  A a = A::from_shape(shape);
-  for (double& v : a) {
-    switch (d) {
-      case Domain::any: v = u(gen); break;
-      case Domain::positive: v = pos(gen); break;
-      case Domain::away_from_zero: v = (gen() % 2 ? 1 : -1) * pos(gen); break;
-    }
-  }
-  return a;
-}
-
-// Elementwise |a - b| <= tol·(1 + |b|).
-bool close(const A& a, const A& b, double tol) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (!(std::abs(a.flat(i) - b.flat(i)) <= tol * (1 + std::abs(b.flat(i))))) return false;
-  return true;
-}
-
-struct OpCase {
-  std::string name;
-  std::vector<Shape> shapes;
-  Domain domain;
-  std::function<Var<double>(const Vars&)> op;
-  std::function<A(const std::vector<A>&)> expected;  // the same computation written with xtensor
-};
-
-void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<OpCase> cases() {
   std::vector<OpCase> c;
@@ -225,52 +194,11 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-class OpTest : public ::testing::TestWithParam<OpCase> {};
+}  // namespace
 
-TEST_P(OpTest, ForwardMatchesXtensor) {
-  const OpCase& c = GetParam();
-  std::mt19937_64 gen(7);
-  std::vector<A> xs;
-  Vars vars;
-  for (const Shape& s : c.shapes) {
-    xs.push_back(random_array(s, c.domain, gen));
-    vars.push_back(constant(xs.back()));
-  }
-  const A got = c.op(vars).value();
-  const A want = c.expected(xs);
-  ASSERT_EQ(Shape(got.shape().begin(), got.shape().end()), Shape(want.shape().begin(), want.shape().end()))
-      << c.name;
-  EXPECT_TRUE(close(got, want, 1e-12)) << c.name << ": max difference " << xt::amax(xt::abs(got - want))() << "\n got " << got << "\n expected " << want;
-  clear_tape();
-}
+XGRAD_OP_TABLE_TESTS(AllOps, cases())
 
-TEST_P(OpTest, GradientMatchesFiniteDifferences) {
-  const OpCase& c = GetParam();
-  std::mt19937_64 gen(11);
-  std::vector<A> xs;
-  for (const Shape& s : c.shapes) xs.push_back(random_array(s, c.domain, gen));
-  // A random weighting of the output makes every output element's gradient matter.
-  Shape out_shape;
-  {
-    Vars probe;
-    for (const A& x : xs) probe.push_back(constant(x));
-    const auto& s = c.op(probe).shape();
-    out_shape.assign(s.begin(), s.end());
-  }
-  const A weights = random_array(out_shape, Domain::any, gen);
-  auto f = [&](const Vars& v) { return sum(c.op(v) * constant(weights)); };
-  const GradcheckResult r = gradcheck(f, xs);
-  EXPECT_TRUE(r.ok) << c.name << ": " << r.report();
-  EXPECT_LT(r.error, 1e-7) << c.name;
-  clear_tape();
-}
-
-INSTANTIATE_TEST_SUITE_P(AllOps, OpTest, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<OpCase>& info) {
-                           std::string n;
-                           for (char ch : info.param.name) n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-                           return n;
-                         });
+namespace {
 
 // Float gives the same forward values as double, to float precision.
 TEST(Ops, FloatMatchesDouble) {

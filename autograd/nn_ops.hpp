@@ -1,0 +1,50 @@
+// Elementwise functions, reductions and masking that models need beside ops.hpp's: written
+// together with their backward in nn_ops.cpp, as ops.hpp describes ("Adding an op"); the
+// finite-difference table is tests/test_nn_ops.cpp. Axes are long and may be negative.
+// Masks are xt::xarray<bool>, broadcast (NumPy rules) to the array they mask.
+#pragma once
+
+#include <cstddef>
+
+#include <xtensor/xarray.hpp>
+
+#include "var.hpp"
+
+namespace xgrad {
+
+// Elementwise.
+template <class T> Var<T> pow(const Var<T>& a, double p);      // a^p (a > 0 unless p is an integer)
+template <class T> Var<T> abs(const Var<T>& a);                // gradient sign(a), 0 at 0
+template <class T> Var<T> clamp(const Var<T>& a, double lo, double hi);  // gradient 1 inside [lo, hi]
+template <class T> Var<T> log1p(const Var<T>& a);
+template <class T> Var<T> softplus(const Var<T>& a);           // log(1 + e^a), stable for large |a|
+template <class T> Var<T> log_sigmoid(const Var<T>& a);        // −softplus(−a)
+template <class T> Var<T> leaky_relu(const Var<T>& a, double slope = 0.01);
+template <class T> Var<T> gelu(const Var<T>& a);               // a·Φ(a), the exact (erf) form
+
+// Reductions along one axis.
+template <class T> Var<T> sum(const Var<T>& a, long axis, bool keepdims);
+template <class T> Var<T> mean(const Var<T>& a, long axis);
+template <class T> Var<T> mean(const Var<T>& a, long axis, bool keepdims);
+// The largest / smallest entry along axis, which is removed; the gradient goes to the first
+// extreme entry along the axis.
+template <class T> Var<T> max(const Var<T>& a, long axis);
+template <class T> Var<T> min(const Var<T>& a, long axis);
+// Index of the first largest entry along axis, which is removed (no gradient).
+template <class T> xt::xarray<std::size_t> argmax(const Var<T>& a, long axis);
+
+// Masking. where: a where mask is true, b elsewhere; mask, a and b broadcast together.
+template <class T> Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b);
+// a with `value` where mask (broadcast to a's shape) is true; those entries get no gradient.
+template <class T> Var<T> masked_fill(const Var<T>& a, const xt::xarray<bool>& mask, double value);
+
+// Normalisation over the last axis (n entries): (x − mean) / sqrt(var + eps), var the biased
+// variance, then times weight (n) plus bias (n) in the first form. One fused op.
+template <class T> Var<T> layer_norm(const Var<T>& x, const Var<T>& weight, const Var<T>& bias, double eps = 1e-5);
+template <class T> Var<T> layer_norm(const Var<T>& x, double eps = 1e-5);
+
+// Inverted dropout: in training, each entry is zeroed with probability p and the survivors
+// scaled by 1/(1 − p), the mask drawn from nn::generator(); otherwise (or p = 0) x itself.
+template <class T> Var<T> dropout(const Var<T>& x, double p, bool training = true);
+
+}  // namespace xgrad
