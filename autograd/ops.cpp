@@ -13,6 +13,7 @@
 #include <xtensor/xview.hpp>
 
 #include "blas.hpp"
+#include "ops_detail.hpp"
 #include "record.hpp"
 
 namespace xgrad {
@@ -20,8 +21,13 @@ namespace xgrad {
 using detail::add_grad;
 using detail::add_grad_copy;
 using detail::add_grad_each;
+using detail::add_into;
+using detail::axis_range;
+using detail::blocks;
+using detail::Blocks;
 using detail::check_live;
 using detail::grad_ref;
+using detail::norm_axis;
 using detail::OpRecord;
 using detail::saved;
 
@@ -46,16 +52,6 @@ Shape broadcast_shape(const char* op, const S& a, const S& b) {
 template <class T>
 void check_broadcast(const char* op, const Var<T>& a, const Var<T>& b) {
   broadcast_shape(op, a.shape(), b.shape());
-}
-
-// axis in [-dim, dim) made non-negative, or an IndexError (the shape is formatted only then).
-template <class S>
-std::size_t norm_axis(const char* op, long axis, const S& shape) {
-  const long d = static_cast<long>(shape.size());
-  if (axis < -d || axis >= d)
-    throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
-                     shape_str(shape));
-  return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
 }
 
 // What the ops below save for their backward (OpRecord::save, read back with saved<S>).
@@ -83,32 +79,6 @@ void require_matrix(const char* op, const Var<T>& a, const char* what) {
 template <class T>
 void require_nonempty(const char* op, const Var<T>& a) {
   if (a.size() == 0) throw ValueError(std::string(op) + ": empty input of shape " + shape_str(a.shape()));
-}
-
-// A strided view selecting [begin, end) along `axis`.
-xt::xstrided_slice_vector axis_range(std::size_t dim, std::size_t axis, std::size_t begin, std::size_t end) {
-  xt::xstrided_slice_vector sv(dim, xt::all());
-  sv[axis] = xt::range(begin, end);
-  return sv;
-}
-
-// A row-major array seen along `axis`: `outer` rows of `row` = len·inner elements.
-struct Blocks {
-  std::size_t outer = 1, inner = 1, row = 1;
-};
-template <class S>
-Blocks blocks(const S& shape, std::size_t axis) {
-  Blocks b;
-  for (std::size_t d = 0; d < axis; ++d) b.outer *= shape[d];
-  for (std::size_t d = axis + 1; d < shape.size(); ++d) b.inner *= shape[d];
-  b.row = shape[axis] * b.inner;
-  return b;
-}
-
-// Contiguous add: dst[0..n) += src[0..n).
-template <class T>
-void add_into(T* dst, const T* src, std::size_t n) {
-  for (std::size_t k = 0; k < n; ++k) dst[k] += src[k];
 }
 
 // y = f(a[k], b[k]) in one pass when a and b have one shape (the common case), else through
