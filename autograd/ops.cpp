@@ -23,6 +23,7 @@ using detail::add_grad_copy;
 using detail::add_grad_each;
 using detail::add_into;
 using detail::axis_range;
+using detail::broadcast_shape;
 using detail::blocks;
 using detail::Blocks;
 using detail::check_live;
@@ -32,22 +33,6 @@ using detail::OpRecord;
 using detail::saved;
 
 namespace {
-
-// NumPy broadcast shape of a and b, or a ShapeError naming the op.
-template <class S>
-Shape broadcast_shape(const char* op, const S& a, const S& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
-    const std::size_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
-    if (da != db && da != 1 && db != 1)
-      throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
-                       " cannot be broadcast together");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 template <class T>
 void check_broadcast(const char* op, const Var<T>& a, const Var<T>& b) {

@@ -1,12 +1,14 @@
-// Internal to autograd/: the axis and block helpers that ops.cpp and tensor_ops.cpp share.
+// Internal to autograd/: the axis, broadcasting and block helpers that the op files share.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 
 #include <xtensor/xstrided_view.hpp>
 
 #include "errors.hpp"
+#include "var.hpp"
 
 namespace xgrad::detail {
 
@@ -18,6 +20,22 @@ std::size_t norm_axis(const char* op, long axis, const S& shape) {
     throw IndexError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
                      shape_str(shape));
   return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
+}
+
+// NumPy broadcast shape of a and b, or a ShapeError naming the op.
+template <class A, class B>
+Shape broadcast_shape(const char* op, const A& a, const B& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
+    const std::size_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
+    if (da != db && da != 1 && db != 1)
+      throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                       " cannot be broadcast together");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
 }
 
 // A strided view selecting [begin, end) along `axis`.

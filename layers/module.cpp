@@ -2,13 +2,6 @@
 
 namespace xgrad::nn {
 
-std::mt19937_64& generator() {
-  thread_local std::mt19937_64 gen(5489u);
-  return gen;
-}
-
-void manual_seed(std::uint64_t seed) { generator().seed(seed); }
-
 template <class T>
 Array<T> uniform(const Shape& shape, double bound) {
   Array<T> a = Array<T>::from_shape(shape);

@@ -7,14 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "../autograd/random.hpp"
 #include "../autograd/var.hpp"
 
 namespace xgrad::nn {
-
-// The random source modules draw their initial weights (and dropout masks) from: one per
-// thread, seeded with manual_seed(), so a run is reproducible from its seed.
-std::mt19937_64& generator();
-void manual_seed(std::uint64_t seed);
 
 // An array of `shape` drawn uniformly from [-bound, bound] with generator().
 template <class T>
