@@ -1,7 +1,7 @@
-// Sequence layers RNN, LSTM, GRU: a cell run over time-major input x (T, m, n_x), optionally
-// several layers deep and in both directions, from a zero or given initial state, on batches of
-// sequences of different lengths. Every step is ordinary autograd ops, so the tape holds the
-// unrolled graph and one backward() is backpropagation through time.
+// Sequence layers RNN, LSTM, GRU: nn::Recurrent (recurrent.hpp) of the cells RNNCell, LSTMCell
+// and GRUCell, with their own options structs and the layer's name in every error. Everything
+// else (forward, forward_onehot, operator(), the accessors, the result's .output and .state,
+// lengths, dropout, recurrent dropout) is Recurrent's:
 //
 //   output (T, m, directions·n_a): layer L-1's hidden state at every step, the forward
 //          direction in columns [0, n_a), the reverse one in [n_a, 2·n_a);
@@ -14,32 +14,18 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
-#include <string>
-#include <utility>
 #include <vector>
 
-#include "../autograd/options.hpp"
 #include "gru_cell.hpp"
 #include "lstm_cell.hpp"
 #include "module.hpp"
+#include "recurrent.hpp"
 #include "rnn_cell.hpp"
 
 namespace xgrad::nn {
 
-// Options shared by the sequence layers, with chained setters: RNNOptions().layers(2).dropout(0.1).
-// Derived is RNNOptions, LSTMOptions or GRUOptions (autograd/options.hpp: how to add one).
-template <class Derived>
-struct SequenceOptions {
-  // Stacked layers; layer k > 0 reads layer k−1's output.
-  XGRAD_OPTION(Derived, std::size_t, layers, 1)
-  // A second cell per layer runs from the end of each sequence to its start.
-  XGRAD_FLAG(Derived, bidirectional)
-  // Probability of zeroing an element of a layer's output before the next layer (not after the
-  // last), in training mode only; survivors are scaled by 1/(1 − p). Masks come from generator().
-  XGRAD_OPTION(Derived, double, dropout, 0.0)
-};
-
+// Options of the sequence layers (SequenceOptions, recurrent.hpp: layers, bidirectional, dropout,
+// recurrent_dropout), with chained setters: RNNOptions().layers(2).dropout(0.1).
 struct RNNOptions : SequenceOptions<RNNOptions> {
   // relu instead of tanh.
   XGRAD_FLAG(RNNOptions, relu)
@@ -47,147 +33,57 @@ struct RNNOptions : SequenceOptions<RNNOptions> {
 struct LSTMOptions : SequenceOptions<LSTMOptions> {};
 struct GRUOptions : SequenceOptions<GRUOptions> {};
 
+// The shared options as RecurrentOptions.
+template <class Derived>
+RecurrentOptions recurrent_options(const SequenceOptions<Derived>& o) {
+  return RecurrentOptions()
+      .layers(o.layers())
+      .bidirectional(o.bidirectional())
+      .dropout(o.dropout())
+      .recurrent_dropout(o.recurrent_dropout());
+}
+
 template <class T>
-struct RNNResult {
-  Var<T> output;             // (T, m, directions·n_a)
-  std::vector<Var<T>> state;  // layers·directions entries, each (m, n_a)
-};
+using RNNResult = RecurrentResult<T, Var<T>>;  // .output (T, m, directions·n_a), .state: (m, n_a) each
 template <class T>
 using GRUResult = RNNResult<T>;
-
 template <class T>
-struct LSTMResult {
-  Var<T> output;                    // (T, m, directions·n_a)
-  std::vector<LSTMState<T>> state;  // layers·directions entries {a, c}, each (m, n_a)
-};
-
-namespace detail {
-
-// What RNN, LSTM and GRU share: the cells, the time loop, masks, dropout and the checks.
-template <class T, class Cell>
-class SequenceLayer : public Module<T> {
- public:
-  using State = decltype(std::declval<const Cell&>().zero_state(1));  // Var<T> or LSTMState<T>
-
-  std::size_t input_size() const { return n_x_; }
-  std::size_t hidden_size() const { return n_a_; }
-  std::size_t num_layers() const { return layers_; }
-  std::size_t directions() const { return directions_; }
-  double dropout() const { return dropout_; }
-  // The cell of layer k, forward or reverse direction.
-  const Cell& cell(std::size_t k, bool reverse = false) const;
-
- protected:
-  template <class... CellArgs>
-  SequenceLayer(const char* name, std::size_t n_x, std::size_t n_a, std::size_t layers, bool bidirectional,
-                double dropout, CellArgs... cell_args);
-
-  // x (T, m, n_x); initial: empty (zeros) or layers·directions states; lengths: empty (all T) or m.
-  std::pair<Var<T>, std::vector<State>> run(const Var<T>& x, const std::vector<State>& initial,
-                                            const std::vector<int>& lengths) const;
-  // The same on one-hot input given by ids (T·m, time-major: ids[t·m + i]), n_x classes: layer 0
-  // gathers its input projection by id (cell.input_projection(ids)) instead of a product.
-  std::pair<Var<T>, std::vector<State>> run_onehot(const std::vector<int>& ids, std::size_t steps,
-                                                   const std::vector<State>& initial,
-                                                   const std::vector<int>& lengths) const;
-
- private:
-  // shape: the input's (T, m, n_x).
-  void check(const Shape& shape, const std::vector<State>& initial, const std::vector<int>& lengths) const;
-  std::pair<Var<T>, std::vector<State>> run_layers(const Var<T>* x, const std::vector<int>* ids, std::size_t m,
-                                                   const std::vector<State>& initial,
-                                                   const std::vector<int>& lengths) const;
-  // One layer in one direction: input (T, m, n_in), or one-hot ids (T·m) when ids is given,
-  // -> outputs (T, m, n_a) and the final state.
-  Var<T> run_direction(const Cell& cell, const Var<T>* input, const std::vector<int>* ids, std::size_t steps,
-                       std::size_t m, State& state, bool reverse, const std::vector<int>& lengths) const;
-
-  const char* name_;
-  std::size_t n_x_, n_a_, layers_, directions_;
-  double dropout_;
-  std::vector<std::unique_ptr<Cell>> cells_;  // index k·directions + direction
-};
-
-}  // namespace detail
+using LSTMResult = RecurrentResult<T, LSTMState<T>>;  // .state: {a, c} each (m, n_a)
 
 // Vanilla RNN over a sequence: cells RNNCell (tanh, or relu with RNNOptions().relu()).
 // Parameters layers.<k>.Wax, layers.<k>.Waa, layers.<k>.ba and layers.<k>.reverse.*.
 template <class T>
-class RNN : public detail::SequenceLayer<T, RNNCell<T>> {
+class RNN : public Recurrent<RNNCell<T>> {
  public:
   RNN(std::size_t n_x, std::size_t n_a, const RNNOptions& options = RNNOptions());
-
-  RNNResult<T> forward(const Var<T>& x) const { return forward(x, {}, {}); }
-  RNNResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
-    return forward(x, initial_state, {});
-  }
-  RNNResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state,
-                       const std::vector<int>& lengths) const;
-  // One-hot input without the one-hot array: ids (T·m) time-major, ids[t·m + i] in [0, n_x)
-  // is example i's class at step t. Same result as forward(onehot(ids)).
-  RNNResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
-                              const std::vector<Var<T>>& initial_state = {},
-                              const std::vector<int>& lengths = {}) const;
-  RNNResult<T> operator()(const Var<T>& x) const { return forward(x); }
-  RNNResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
-    return forward(x, initial_state);
-  }
-  RNNResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state,
-                          const std::vector<int>& lengths) const {
-    return forward(x, initial_state, lengths);
-  }
 };
 
 // LSTM over a sequence: cells LSTMCell. Parameters layers.<k>.Wx, .Wa, .b and layers.<k>.reverse.*.
 template <class T>
-class LSTM : public detail::SequenceLayer<T, LSTMCell<T>> {
+class LSTM : public Recurrent<LSTMCell<T>> {
  public:
   LSTM(std::size_t n_x, std::size_t n_a, const LSTMOptions& options = LSTMOptions());
-
-  LSTMResult<T> forward(const Var<T>& x) const { return forward(x, {}, {}); }
-  LSTMResult<T> forward(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state) const {
-    return forward(x, initial_state, {});
-  }
-  LSTMResult<T> forward(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state,
-                        const std::vector<int>& lengths) const;
-  // One-hot input given by ids (T·m), time-major, as RNN::forward_onehot.
-  LSTMResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
-                               const std::vector<LSTMState<T>>& initial_state = {},
-                               const std::vector<int>& lengths = {}) const;
-  LSTMResult<T> operator()(const Var<T>& x) const { return forward(x); }
-  LSTMResult<T> operator()(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state) const {
-    return forward(x, initial_state);
-  }
-  LSTMResult<T> operator()(const Var<T>& x, const std::vector<LSTMState<T>>& initial_state,
-                           const std::vector<int>& lengths) const {
-    return forward(x, initial_state, lengths);
-  }
 };
 
 // GRU over a sequence: cells GRUCell. Parameters layers.<k>.Wx, .Wa, .bx, .ba and layers.<k>.reverse.*.
 template <class T>
-class GRU : public detail::SequenceLayer<T, GRUCell<T>> {
+class GRU : public Recurrent<GRUCell<T>> {
  public:
   GRU(std::size_t n_x, std::size_t n_a, const GRUOptions& options = GRUOptions());
-
-  GRUResult<T> forward(const Var<T>& x) const { return forward(x, {}, {}); }
-  GRUResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
-    return forward(x, initial_state, {});
-  }
-  GRUResult<T> forward(const Var<T>& x, const std::vector<Var<T>>& initial_state,
-                       const std::vector<int>& lengths) const;
-  // One-hot input given by ids (T·m), time-major, as RNN::forward_onehot.
-  GRUResult<T> forward_onehot(const std::vector<int>& ids, std::size_t steps,
-                              const std::vector<Var<T>>& initial_state = {},
-                              const std::vector<int>& lengths = {}) const;
-  GRUResult<T> operator()(const Var<T>& x) const { return forward(x); }
-  GRUResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state) const {
-    return forward(x, initial_state);
-  }
-  GRUResult<T> operator()(const Var<T>& x, const std::vector<Var<T>>& initial_state,
-                          const std::vector<int>& lengths) const {
-    return forward(x, initial_state, lengths);
-  }
 };
+
+// Instantiated once, in sequence.cpp.
+extern template class Recurrent<RNNCell<float>>;
+extern template class Recurrent<RNNCell<double>>;
+extern template class Recurrent<LSTMCell<float>>;
+extern template class Recurrent<LSTMCell<double>>;
+extern template class Recurrent<GRUCell<float>>;
+extern template class Recurrent<GRUCell<double>>;
+extern template class RNN<float>;
+extern template class RNN<double>;
+extern template class LSTM<float>;
+extern template class LSTM<double>;
+extern template class GRU<float>;
+extern template class GRU<double>;
 
 }  // namespace xgrad::nn
