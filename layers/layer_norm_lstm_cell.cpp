@@ -89,5 +89,7 @@ LSTMState<T> LayerNormLSTMCell<T>::zero_state(std::size_t m) const {
 
 template class LayerNormLSTMCell<float>;
 template class LayerNormLSTMCell<double>;
+template class Recurrent<LayerNormLSTMCell<float>>;
+template class Recurrent<LayerNormLSTMCell<double>>;
 
 }  // namespace xgrad::nn

@@ -14,6 +14,10 @@
 //   ln_c.weight = gc, ln_c.bias = bc (n_a)        ones, zeros: the normalisation of c_next.
 // b is redundant with bx + ba, as in the paper; it keeps the cell an LSTM at initialisation
 // (the normalisations start as identity maps up to scale).
+//
+// Over a sequence: nn::Recurrent<LayerNormLSTMCell<T>> (layers/recurrent.hpp), instantiated for
+// float and double in the library; parameters layers.<k>.Wx, layers.<k>.ln_x.weight, ... and
+// layers.<k>.reverse.*.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +27,7 @@
 #include "layer_norm.hpp"
 #include "lstm_cell.hpp"
 #include "module.hpp"
+#include "recurrent.hpp"
 
 namespace xgrad::nn {
 
@@ -67,5 +72,8 @@ class LayerNormLSTMCell : public Module<T> {
 
   std::size_t n_x_, n_a_;
 };
+
+extern template class Recurrent<LayerNormLSTMCell<float>>;
+extern template class Recurrent<LayerNormLSTMCell<double>>;
 
 }  // namespace xgrad::nn

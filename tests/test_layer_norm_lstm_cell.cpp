@@ -182,5 +182,136 @@ TEST(LayerNormLSTMCell, WrongSizesAndShapesThrow) {
   XGRAD_EXPECT_THROW_MSG(cell.input_projection(z(2, 4)), ShapeError, "LayerNormLSTMCell", "(2, 4)", "(m, 3)");
 }
 
+// ---- through nn::Recurrent
+
+using LNRecurrent = nn::Recurrent<nn::LayerNormLSTMCell<double>>;
+
+// Every parameter of every cell of r set to random values.
+void randomize(LNRecurrent& r, std::mt19937_64& gen) {
+  for (const auto& p : r.parameters()) p.set_value(randn(shape_of(p), gen, 0.8));
+}
+
+struct ByHand {
+  std::vector<Var<double>> output;            // one (1, directions·n_a) row per real step
+  std::vector<nn::LSTMState<double>> state;   // layers·directions entries, each (1, n_a)
+};
+
+// One example alone, its L real steps x[t] (1, n_x), through r's cells step by step: each
+// layer's forward cell from t = 0 up, its reverse cell from t = L − 1 down, the next layer
+// reading both outputs side by side.
+ByHand run_by_hand(const LNRecurrent& r, std::vector<Var<double>> input) {
+  const std::size_t L = input.size();
+  ByHand out;
+  for (std::size_t k = 0; k < r.num_layers(); ++k) {
+    std::vector<std::vector<Var<double>>> outs(r.directions(), std::vector<Var<double>>(L));
+    for (std::size_t d = 0; d < r.directions(); ++d) {
+      const auto& cell = r.cell(k, d == 1);
+      auto s = cell.zero_state(1);
+      for (std::size_t j = 0; j < L; ++j) {
+        const std::size_t t = d == 1 ? L - 1 - j : j;
+        s = cell(input[t], s);
+        outs[d][t] = s.a;
+      }
+      out.state.push_back(s);
+    }
+    for (std::size_t t = 0; t < L; ++t)
+      input[t] = r.directions() == 1 ? outs[0][t] : concat({outs[0][t], outs[1][t]}, 1);
+  }
+  out.output = input;
+  return out;
+}
+
+TEST(LayerNormLSTMCell, RecurrentParametersAreNamedPerLayerAndDirection) {
+  nn::manual_seed(12);
+  LNRecurrent r(3, 4, nn::RecurrentOptions().layers(2).bidirectional());
+  const auto named = r.named_parameters();
+  ASSERT_EQ(named.size(), 4 * 9u);
+  EXPECT_EQ(named[0].first, "layers.0.Wx");
+  EXPECT_EQ(named[3].first, "layers.0.ln_x.weight");
+  EXPECT_EQ(named[8].first, "layers.0.ln_c.bias");
+  EXPECT_EQ(named[9].first, "layers.0.reverse.Wx");
+  EXPECT_EQ(named[18].first, "layers.1.Wx");
+  EXPECT_EQ(shape_of(named[18].second), (Shape{16, 8}));  // layer 1 reads both directions
+  EXPECT_EQ(named[35].first, "layers.1.reverse.ln_c.bias");
+}
+
+// Two layers, both directions, examples of different lengths: each example's output rows and
+// final states are those of the cells run over that example alone, and padding is zero.
+TEST(LayerNormLSTMCell, RecurrentTwoLayersBidirectionalWithLengthsIsTheCellsByHand) {
+  nn::manual_seed(13);
+  std::mt19937_64 gen(14);
+  const std::size_t steps = 4, m = 3, n_x = 3, n_a = 2;
+  LNRecurrent r(n_x, n_a, nn::RecurrentOptions().layers(2).bidirectional());
+  randomize(r, gen);
+  const Array<double> x = randn({steps, m, n_x}, gen);
+  const std::vector<int> lengths = {4, 2, 1};
+  const auto res = r(constant(x), {}, lengths);
+  ASSERT_EQ(shape_of(res.output), (Shape{steps, m, 2 * n_a}));
+  ASSERT_EQ(res.state.size(), 4u);
+  for (std::size_t i = 0; i < m; ++i) {
+    const std::size_t L = static_cast<std::size_t>(lengths[i]);
+    std::vector<Var<double>> input;
+    for (std::size_t t = 0; t < L; ++t) input.push_back(constant<double>(xt::view(x, t, xt::range(i, i + 1), xt::all())));
+    const ByHand e = run_by_hand(r, input);
+    for (std::size_t t = 0; t < steps; ++t) {
+      const Array<double> row = xt::view(res.output.value(), t, xt::range(i, i + 1), xt::all());
+      if (t < L)
+        EXPECT_LT(rel_error(row, e.output[t].value()), 1e-13) << "example " << i << ", t = " << t;
+      else
+        EXPECT_EQ(row, xt::zeros<double>({std::size_t(1), 2 * n_a})) << "example " << i << ", t = " << t;
+    }
+    for (std::size_t j = 0; j < 4; ++j) {
+      const Array<double> a = xt::view(res.state[j].a.value(), xt::range(i, i + 1), xt::all());
+      const Array<double> c = xt::view(res.state[j].c.value(), xt::range(i, i + 1), xt::all());
+      EXPECT_LT(rel_error(a, e.state[j].a.value()), 1e-13) << "example " << i << ", state " << j;
+      EXPECT_LT(rel_error(c, e.state[j].c.value()), 1e-13) << "example " << i << ", state " << j;
+    }
+  }
+}
+
+TEST(LayerNormLSTMCell, RecurrentGradientMatchesFiniteDifferences) {
+  nn::manual_seed(15);
+  std::mt19937_64 gen(16);
+  LNRecurrent r(2, 2, nn::RecurrentOptions().layers(2).bidirectional());
+  randomize(r, gen);
+  const std::vector<int> lengths = {3, 2};
+  auto res = testing::gradcheck_module(
+      r, {randn({3, 2, 2}, gen), randn({2, 2}, gen), randn({2, 2}, gen)}, [&](const std::vector<Var<double>>& in) {
+        // A given initial state for layer 0's forward cell, zeros elsewhere.
+        std::vector<nn::LSTMState<double>> initial = {{in[1], in[2]}};
+        for (std::size_t j = 1; j < 4; ++j) initial.push_back(r.cell(j / 2, j % 2 == 1).zero_state(2));
+        const auto out = r(in[0], initial, lengths);
+        return testing::project(out.output, 3) + testing::project(out.state[3].c, 4) +
+               testing::project(out.state[2].a, 5);
+      });
+  EXPECT_TRUE(res.ok) << res.report();
+}
+
+TEST(LayerNormLSTMCell, RecurrentOneHotInputIsTheDenseOneHotArray) {
+  nn::manual_seed(17);
+  std::mt19937_64 gen(18);
+  const std::size_t steps = 3, m = 2, V = 5;
+  LNRecurrent r(V, 3, nn::RecurrentOptions().bidirectional());
+  randomize(r, gen);
+  const std::vector<int> ids = {4, 0, 2, 2, 1, 4};  // ids[t·m + i]
+  Array<double> x = xt::zeros<double>({steps, m, V});
+  for (std::size_t j = 0; j < ids.size(); ++j) x.data()[j * V + static_cast<std::size_t>(ids[j])] = 1;
+  const auto dense = r(constant(x), {}, {3, 2});
+  const auto onehot = r.forward_onehot(ids, steps, {}, {3, 2});
+  EXPECT_LT(rel_error(onehot.output.value(), dense.output.value()), 1e-14);
+  EXPECT_LT(rel_error(onehot.state[1].c.value(), dense.state[1].c.value()), 1e-14);
+}
+
+TEST(LayerNormLSTMCell, RecurrentInFloatRunsAndMatchesDouble) {
+  nn::manual_seed(19);
+  nn::Recurrent<nn::LayerNormLSTMCell<float>> rf(3, 4, nn::RecurrentOptions().layers(2));
+  nn::manual_seed(19);
+  LNRecurrent rd(3, 4, nn::RecurrentOptions().layers(2));
+  std::mt19937_64 gen(20);
+  const Array<double> x = randn({5, 2, 3}, gen);
+  const auto yf = rf(constant<float>(xt::cast<float>(x))).output.value();
+  EXPECT_LT(rel_error(Array<double>(xt::cast<double>(yf)), rd(constant(x)).output.value()), 1e-5);
+}
+
 }  // namespace
 }  // namespace xgrad
