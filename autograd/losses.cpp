@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops_detail.hpp"
 #include "record.hpp"
 
 namespace xgrad {
@@ -10,11 +11,25 @@ namespace xgrad {
 using detail::check_live;
 using detail::grad_ref;
 using detail::OpRecord;
+using detail::saved;
 
-// loss = -1/N Σ_i log softmax(x_i)[t_i]; dx_i = g/N · (softmax(x_i) - onehot(t_i)).
-// Saved for the backward pass: the softmax of each row (saved_array) and the targets (saved_ids).
+namespace {
+
+// What cross_entropy saves beside the softmax (saved_array) and the targets (saved_ids, −1 for
+// an ignored row).
+struct CrossEntropySaved {
+  double smoothing;
+  double counted;  // rows not ignored
+  Reduction reduction;
+};
+
+// Row i's loss −(1 − ε)·log p[t_i] − ε/C·Σ_c log p[c], p = softmax(x_i), for the rows whose
+// target is not *ignore (no row is ignored when ignore is null); reduced by `reduction`.
+// dx_i = s_i · (p − (1 − ε)·onehot(t_i) − ε/C) with s_i = g / counted (mean), g (sum), g_i (none),
+// and 0 for an ignored row.
 template <class T>
-Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
+Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets, const long* ignore,
+                          Reduction reduction, double smoothing) {
   check_live("cross_entropy", logits);
   if (logits.dim() < 2)
     throw ShapeError("cross_entropy: logits must be (N, C) or (..., C), got shape " + shape_str(logits.shape()));
@@ -24,45 +39,96 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
   if (targets.size() != N)
     throw ShapeError("cross_entropy: " + std::to_string(targets.size()) + " targets for logits of shape " +
                      shape_str(logits.shape()));
-  for (std::size_t i = 0; i < N; ++i)
+  if (!(smoothing >= 0 && smoothing < 1))
+    throw ValueError("cross_entropy: label_smoothing must lie in [0, 1), got " + detail::num_str(smoothing));
+  if (reduction != Reduction::mean && reduction != Reduction::sum && reduction != Reduction::none)
+    throw ValueError("cross_entropy: unknown reduction " + std::to_string(static_cast<int>(reduction)));
+  std::size_t counted = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (ignore && targets[i] == *ignore) continue;
     if (targets[i] < 0 || static_cast<std::size_t>(targets[i]) >= C)
       throw IndexError("cross_entropy: class id " + std::to_string(targets[i]) + " (row " + std::to_string(i) +
                        ") outside the logits' " + std::to_string(C) + " classes");
+    ++counted;
+  }
   OpRecord<T> r("cross_entropy", {&logits});
   Array<T> scratch;
   Array<T>& p = r.needs_backward() ? r.node()->saved_array : scratch;
   p.resize({N, C});  // the softmax, one row per position
+  Array<T>& y = r.value();
+  if (reduction == Reduction::none)
+    y.resize(Shape(logits.shape().begin(), logits.shape().end() - 1));
+  else
+    y.resize(Shape{});
   const T* x = logits.value().data();
+  const double eps = smoothing;
   double total = 0;
   for (std::size_t i = 0; i < N; ++i) {
     const T* row = x + i * C;
     T* prow = p.data() + i * C;
-    const T mx = *std::max_element(row, row + C);
-    T s = 0;
-    for (std::size_t c = 0; c < C; ++c) {
-      prow[c] = std::exp(row[c] - mx);
-      s += prow[c];
+    double loss = 0;
+    if (!(ignore && targets[i] == *ignore)) {
+      const T mx = *std::max_element(row, row + C);
+      T s = 0;
+      double shifted_sum = 0;  // Σ_c (x_c − max)
+      for (std::size_t c = 0; c < C; ++c) {
+        prow[c] = std::exp(row[c] - mx);
+        s += prow[c];
+        shifted_sum += static_cast<double>(row[c] - mx);
+      }
+      const T inv = T(1) / s;
+      for (std::size_t c = 0; c < C; ++c) prow[c] *= inv;
+      const double log_s = static_cast<double>(std::log(s));
+      loss = log_s - static_cast<double>(row[targets[i]] - mx);
+      if (eps > 0) loss = (1 - eps) * loss + eps * (log_s - shifted_sum / static_cast<double>(C));
     }
-    const T inv = T(1) / s;
-    for (std::size_t c = 0; c < C; ++c) prow[c] *= inv;
-    total -= static_cast<double>(row[targets[i]] - mx - std::log(s));
+    if (reduction == Reduction::none) y.data()[i] = static_cast<T>(loss);
+    total += loss;
   }
-  r.value().resize(Shape{});
-  r.value()() = static_cast<T>(total / static_cast<double>(N));
-  if (r.needs_backward()) r.node()->saved_ids = targets;
+  if (reduction == Reduction::mean) y() = static_cast<T>(counted > 0 ? total / static_cast<double>(counted) : 0.0);
+  if (reduction == Reduction::sum) y() = static_cast<T>(total);
+  if (r.needs_backward()) {
+    std::vector<int>& ids = r.node()->saved_ids;
+    ids = targets;
+    if (ignore)
+      for (int& t : ids)
+        if (t == *ignore) t = -1;
+  }
+  r.save(CrossEntropySaved{smoothing, static_cast<double>(counted), reduction});
   return r.finish([](Node<T>& n) {
     const Array<T>& softmax = n.saved_array;  // (N, C)
     const std::vector<int>& targets = n.saved_ids;
+    const CrossEntropySaved cs = saved<CrossEntropySaved>(n);
     Slot<T>& X = n.in(0);
     const std::size_t N = softmax.shape()[0], C = softmax.shape()[1];
-    const T scale = n.grad.flat(0) / static_cast<T>(N);
+    const bool per_row = cs.reduction == Reduction::none;
+    const T scale = per_row ? T(1)
+                    : cs.reduction == Reduction::sum ? n.grad.flat(0)
+                    : cs.counted > 0 ? n.grad.flat(0) / static_cast<T>(cs.counted) : T(0);
+    const T on = static_cast<T>(1 - cs.smoothing), off = static_cast<T>(cs.smoothing / static_cast<double>(C));
     T* g = grad_ref(X).data();
     const T* p = softmax.data();
     for (std::size_t i = 0; i < N; ++i) {
-      for (std::size_t c = 0; c < C; ++c) g[i * C + c] += scale * p[i * C + c];
-      g[i * C + static_cast<std::size_t>(targets[i])] -= scale;
+      if (targets[i] < 0) continue;
+      const T s = per_row ? n.grad.data()[i] : scale;
+      for (std::size_t c = 0; c < C; ++c) g[i * C + c] += s * (p[i * C + c] - off);
+      g[i * C + static_cast<std::size_t>(targets[i])] -= s * on;
     }
   });
+}
+
+}  // namespace
+
+// loss = -1/N Σ_i log softmax(x_i)[t_i]; dx_i = g/N · (softmax(x_i) - onehot(t_i)).
+template <class T>
+Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets) {
+  return cross_entropy_rows(logits, targets, nullptr, Reduction::mean, 0.0);
+}
+
+template <class T>
+Var<T> cross_entropy(const Var<T>& logits, const std::vector<int>& targets, const CrossEntropyOptions& options) {
+  const long ignore = options.ignore_index();
+  return cross_entropy_rows(logits, targets, &ignore, options.reduction(), options.label_smoothing());
 }
 
 namespace {
@@ -150,6 +216,8 @@ Var<T> mse_loss(const Var<T>& a, const Var<T>& b) {
 
 template Var<float> cross_entropy(const Var<float>&, const std::vector<int>&);
 template Var<double> cross_entropy(const Var<double>&, const std::vector<int>&);
+template Var<float> cross_entropy(const Var<float>&, const std::vector<int>&, const CrossEntropyOptions&);
+template Var<double> cross_entropy(const Var<double>&, const std::vector<int>&, const CrossEntropyOptions&);
 template Var<float> binary_cross_entropy(const Var<float>&, const Var<float>&);
 template Var<double> binary_cross_entropy(const Var<double>&, const Var<double>&);
 template Var<float> mse_loss(const Var<float>&, const Var<float>&);

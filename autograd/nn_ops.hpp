@@ -34,7 +34,11 @@ template <class T> Var<T> min(const Var<T>& a, long axis);
 template <class T> xt::xarray<std::size_t> argmax(const Var<T>& a, long axis);
 
 // Masking. where: a where mask is true, b elsewhere; mask, a and b broadcast together.
-template <class T> Var<T> where(const xt::xarray<bool>& mask, const Var<T>& a, const Var<T>& b);
+// Everything is taken by value (the Vars are handles): that makes this overload more
+// specialized than xt::where, which argument-dependent lookup also finds through the mask, for
+// every value category of the arguments. The mask must be an xt::xarray<bool>, not a lazy
+// expression (xt::xarray<bool>(x > 0)).
+template <class T> Var<T> where(xt::xarray<bool> mask, Var<T> a, Var<T> b);
 // a with `value` where mask (broadcast to a's shape) is true; those entries get no gradient.
 template <class T> Var<T> masked_fill(const Var<T>& a, const xt::xarray<bool>& mask, double value);
 

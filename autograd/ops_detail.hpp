@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <sstream>
 #include <string>
 
 #include <xtensor/xstrided_view.hpp>
@@ -36,6 +37,13 @@ Shape broadcast_shape(const char* op, const A& a, const B& b) {
     out[i] = da == 1 ? db : da;
   }
   return out;
+}
+
+// A number for an error message: "0.5", "-1e-05", "inf", "nan".
+inline std::string num_str(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
 }
 
 // A strided view selecting [begin, end) along `axis`.
