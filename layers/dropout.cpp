@@ -2,11 +2,13 @@
 
 #include <string>
 
+#include "../autograd/ops_detail.hpp"
+
 namespace xgrad::nn {
 
 template <class T>
 Dropout<T>::Dropout(double p) : p_(p) {
-  if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout: p must be in [0, 1), got " + std::to_string(p));
+  if (!(p >= 0.0 && p <= 1.0)) throw ValueError("Dropout: p must be in [0, 1], got " + xgrad::detail::num_str(p));
 }
 
 template <class T>

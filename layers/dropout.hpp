@@ -12,7 +12,7 @@ namespace xgrad::nn {
 template <class T>
 class Dropout : public Module<T> {
  public:
-  // p in [0, 1): the probability of zeroing an entry.
+  // p in [0, 1]: the probability of zeroing an entry (p = 1 zeroes all of them, as in PyTorch).
   explicit Dropout(double p = 0.5);
 
   // x (any shape) -> the same shape, through the op dropout(x, p, is_training()).

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "../autograd/ops_detail.hpp"
+
 namespace xgrad::nn {
 
 template <class T>
@@ -10,7 +12,7 @@ LayerNorm<T>::LayerNorm(std::size_t n, const LayerNormOptions& options)
     : n_(n), eps_(options.eps()), affine_(options.elementwise_affine()) {
   if (n == 0) throw ValueError("LayerNorm: the normalised size must be positive, got n = 0");
   if (!(eps_ > 0.0) || !std::isfinite(eps_))
-    throw ValueError("LayerNorm: eps must be positive and finite, got " + std::to_string(eps_));
+    throw ValueError("LayerNorm: eps must be positive and finite, got " + xgrad::detail::num_str(eps_));
   if (affine_) {
     weight = this->register_parameter("weight", xt::ones<T>({n}));
     bias = this->register_parameter("bias", xt::zeros<T>({n}));

@@ -80,9 +80,20 @@ TEST(Dropout, ZeroPIsTheIdentityInTraining) {
   EXPECT_EQ(drop(x).value(), x.value());
 }
 
+TEST(Dropout, POfOneZeroesEverythingInTraining) {
+  nn::Dropout<double> drop(1.0);
+  Var<double> x = param(Array<double>(xt::ones<double>({3, 4})));
+  Var<double> y = drop(x);
+  EXPECT_EQ(y.value(), xt::zeros<double>({3, 4}));
+  sum(y).backward();
+  EXPECT_EQ(x.grad(), xt::zeros<double>({3, 4}));
+  drop.eval();
+  EXPECT_EQ(drop(x).value(), x.value());
+}
+
 TEST(Dropout, POutsideZeroToOneThrows) {
-  XGRAD_EXPECT_THROW_MSG(nn::Dropout<double>(-0.1), ValueError, "Dropout", "p", "[0, 1)", "-0.1");
-  XGRAD_EXPECT_THROW_MSG(nn::Dropout<double>(1.0), ValueError, "Dropout", "p", "[0, 1)", "1");
+  XGRAD_EXPECT_THROW_MSG(nn::Dropout<double>(-0.1), ValueError, "Dropout", "p", "[0, 1]", "got -0.1");
+  XGRAD_EXPECT_THROW_MSG(nn::Dropout<double>(1.5), ValueError, "Dropout", "p", "[0, 1]", "got 1.5");
   XGRAD_EXPECT_THROW_MSG(nn::Dropout<double>(NAN), ValueError, "Dropout", "p", "nan");
 }
 

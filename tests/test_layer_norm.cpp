@@ -128,8 +128,8 @@ TEST(LayerNorm, FloatMatchesDouble) {
 TEST(LayerNorm, BadSizesAndInputsThrow) {
   XGRAD_EXPECT_THROW_MSG(nn::LayerNorm<double>(0), ValueError, "LayerNorm", "n = 0");
   XGRAD_EXPECT_THROW_MSG(nn::LayerNorm<double>(3, nn::LayerNormOptions().eps(0)), ValueError, "LayerNorm", "eps");
-  XGRAD_EXPECT_THROW_MSG(nn::LayerNorm<double>(3, nn::LayerNormOptions().eps(-1)), ValueError, "LayerNorm", "eps",
-                         "-1");
+  XGRAD_EXPECT_THROW_MSG(nn::LayerNorm<double>(3, nn::LayerNormOptions().eps(-1e-9)), ValueError, "LayerNorm",
+                         "eps", "got -1e-09");
   XGRAD_EXPECT_THROW_MSG(nn::LayerNorm<double>(3, nn::LayerNormOptions().eps(NAN)), ValueError, "LayerNorm", "eps");
   nn::LayerNorm<double> ln(4);
   XGRAD_EXPECT_THROW_MSG(ln(constant<double>(xt::zeros<double>({2, 3}))), ShapeError, "LayerNorm", "(2, 3)",
