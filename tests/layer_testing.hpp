@@ -23,6 +23,12 @@ Array<T> randn(const Shape& shape, std::mt19937_64& gen, double scale = 1.0) {
   return a;
 }
 
+// The shape of a Var or an array as a Shape, for EXPECT_EQ(shape_of(y), (Shape{m, n})).
+template <class V>
+Shape shape_of(const V& v) {
+  return Shape(v.shape().begin(), v.shape().end());
+}
+
 // max|a − b| / max(max|a|, max|b|); 0 when both are zero. Shapes must agree (else +inf).
 template <class A, class B>
 double rel_error(const A& a, const B& b) {

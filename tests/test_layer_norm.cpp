@@ -15,11 +15,7 @@ namespace {
 
 using testing::randn;
 using testing::rel_error;
-
-template <class V>
-Shape shape_of(const V& v) {
-  return Shape(v.shape().begin(), v.shape().end());
-}
+using testing::shape_of;
 
 // y = (z − mean) / sqrt(var + eps) ∘ g + beta over the last axis of z (..., n), var biased;
 // g and beta null for the bare normalisation.

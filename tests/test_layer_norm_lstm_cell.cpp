@@ -16,11 +16,7 @@ namespace {
 
 using testing::randn;
 using testing::rel_error;
-
-template <class V>
-Shape shape_of(const V& v) {
-  return Shape(v.shape().begin(), v.shape().end());
-}
+using testing::shape_of;
 
 // Every parameter of the cell set to random values, the normalisations' gains and shifts too,
 // so that a mix-up of any two of them shows.

@@ -23,6 +23,13 @@ void build_mlp(nn::Sequential<T>& mlp) {
   mlp.add(std::make_unique<nn::Linear<T>>(8, 2));
 }
 
+// build_mlp's composition written out from its two Linear steps.
+Var<double> mlp_by_hand(const nn::Sequential<double>& mlp, const Var<double>& x) {
+  const auto& fc1 = mlp.get<nn::Linear<double>>(0);
+  const auto& fc2 = mlp.get<nn::Linear<double>>(2);
+  return fc2(relu(fc1(x)));
+}
+
 // What Sequential accepts as a step, decided at compile time.
 static_assert(nn::has_unary_forward_v<nn::Linear<double>, double>);
 static_assert(nn::has_unary_forward_v<nn::LayerNorm<float>, float>);
@@ -56,13 +63,11 @@ TEST(Sequential, ForwardIsTheCompositionOfItsSteps) {
   nn::manual_seed(2);
   nn::Sequential<double> mlp;
   build_mlp(mlp);
-  const auto& fc1 = mlp.get<nn::Linear<double>>(0);
-  const auto& fc2 = mlp.get<nn::Linear<double>>(2);
   std::mt19937_64 gen(3);
   const Var<double> x = constant(randn({5, 4}, gen));
-  const Array<double> by_hand = fc2(relu(fc1(x))).value();
+  const Array<double> by_hand = mlp_by_hand(mlp, x).value();
   const Array<double> y = mlp(x).value();
-  EXPECT_EQ(Shape(y.shape().begin(), y.shape().end()), (Shape{5, 2}));
+  EXPECT_EQ(testing::shape_of(y), (Shape{5, 2}));
   EXPECT_EQ(y, by_hand);
   EXPECT_EQ(mlp.forward(x).value(), by_hand);
 }
@@ -71,12 +76,10 @@ TEST(Sequential, GradientsEqualThoseOfTheCompositionByHand) {
   nn::manual_seed(4);
   nn::Sequential<double> mlp;
   build_mlp(mlp);
-  const auto& fc1 = mlp.get<nn::Linear<double>>(0);
-  const auto& fc2 = mlp.get<nn::Linear<double>>(2);
   std::mt19937_64 gen(5);
   const Array<double> x0 = randn({3, 4}, gen);
   Var<double> x = param(x0);
-  testing::project(fc2(relu(fc1(x)))).backward();
+  testing::project(mlp_by_hand(mlp, x)).backward();
   std::vector<Array<double>> by_hand;
   for (const auto& p : mlp.parameters()) by_hand.push_back(p.grad());
   const Array<double> dx = x.grad();
