@@ -12,8 +12,9 @@
 //   ln_x.weight = gx, ln_x.bias = bx (4·n_a)      ones, zeros: the normalisation of x·Wxᵀ;
 //   ln_a.weight = ga, ln_a.bias = ba (4·n_a)      ones, zeros: the normalisation of a_prev·Waᵀ;
 //   ln_c.weight = gc, ln_c.bias = bc (n_a)        ones, zeros: the normalisation of c_next.
-// b is redundant with bx + ba, as in the paper; it keeps the cell an LSTM at initialisation
-// (the normalisations start as identity maps up to scale).
+// As in the paper, b adds to the shifts bx + ba and only their sum reaches the gates: b carries
+// LSTMCell's random initial bias while bx and ba start at zero, as LayerNorm's shifts do.
+// input_projection folds b into ln_x's shift, so a sequence adds it once, not at every step.
 //
 // Over a sequence: nn::Recurrent<LayerNormLSTMCell<T>> (layers/recurrent.hpp), instantiated for
 // float and double in the library; parameters layers.<k>.Wx, layers.<k>.ln_x.weight, ... and
