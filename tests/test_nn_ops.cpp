@@ -355,6 +355,13 @@ TEST(Float, NnOpsMatchDouble) {
                              constant(Array<float>(xt::cast<float>(b))))
                               .value();
   EXPECT_TRUE(close(xt::cast<double>(yf), yd, 1e-5));
+  // The fused backward of layer_norm in float too.
+  auto xd = param(x);
+  auto xf = param(Array<float>(xt::cast<float>(x)));
+  sum(square(layer_norm(xd, constant(w), constant(b)))).backward();
+  sum(square(layer_norm(xf, constant(Array<float>(xt::cast<float>(w))), constant(Array<float>(xt::cast<float>(b))))))
+      .backward();
+  EXPECT_TRUE(close(xt::cast<double>(xf.grad()), xd.grad(), 1e-5));
   clear_tape();
 }
 
