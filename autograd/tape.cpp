@@ -104,6 +104,7 @@ void Tape<T>::clear() {
   size_ = 0;
   ++generation_;
   held_.clear();
+  kept_.clear();
 }
 
 template <class T>
@@ -113,6 +114,7 @@ void Tape<T>::release() {
   nodes_.shrink_to_fit();
   grad_pool_.clear();
   held_.shrink_to_fit();
+  kept_.shrink_to_fit();
 }
 
 template <class T>

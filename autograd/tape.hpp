@@ -85,6 +85,9 @@ class Tape {
   Node<T>& push(const char* op);
   // Keeps a leaf alive while this tape's generation refers to it.
   void hold(const std::shared_ptr<Leaf<T>>& leaf);
+  // Keeps an object (a custom op's backward closure and name) alive until the next clear(),
+  // which frees it: a node's saved_bytes may then hold a plain pointer to it.
+  void keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
   // Forgets every node (handles into it become stale) but keeps their storage.
   void clear();
   // Frees the kept storage too.
@@ -108,6 +111,7 @@ class Tape {
   void release_grad(Node<T>& node);
 
   std::vector<std::shared_ptr<Leaf<T>>> held_;
+  std::vector<std::shared_ptr<void>> kept_;
   // Gradient buffers of intermediate nodes, free for the next node that needs one of that size:
   // during a sweep only the gradients still waiting to be propagated hold memory.
   std::unordered_map<std::size_t, std::vector<Array<T>>> grad_pool_;
