@@ -66,6 +66,7 @@
 #include <vector>
 
 #include "../autograd/ops.hpp"
+#include "../autograd/ops_detail.hpp"
 #include "../autograd/options.hpp"
 #include "checks.hpp"
 #include "lstm_cell.hpp"
@@ -301,9 +302,10 @@ Recurrent<Cell>::Recurrent(detail::LayerName name, std::size_t n_x, std::size_t 
     throw ValueError(who + ": sizes must be positive, got n_x " + std::to_string(n_x) + ", n_a " + std::to_string(n_a));
   if (layers_ == 0) throw ValueError(who + ": needs at least one layer, got layers = 0");
   if (!(dropout_ >= 0.0 && dropout_ < 1.0))
-    throw ValueError(who + ": dropout must be in [0, 1), got " + std::to_string(dropout_));
+    throw ValueError(who + ": dropout must be in [0, 1), got " + xgrad::detail::num_str(dropout_));
   if (!(recurrent_dropout_ >= 0.0 && recurrent_dropout_ < 1.0))
-    throw ValueError(who + ": recurrent_dropout must be in [0, 1), got " + std::to_string(recurrent_dropout_));
+    throw ValueError(who + ": recurrent_dropout must be in [0, 1), got " +
+                     xgrad::detail::num_str(recurrent_dropout_));
   for (std::size_t k = 0; k < layers_; ++k) {
     const std::size_t n_in = k == 0 ? n_x : directions_ * n_a;
     for (std::size_t d = 0; d < directions_; ++d) {

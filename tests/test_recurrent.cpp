@@ -45,7 +45,8 @@ class PeepholeLSTMCell : public xgrad::nn::Module<double> {
   }
 
   State zero_state(std::size_t m) const {
-    return {xgrad::constant<double>(xt::zeros<double>({m, n_a_})), xgrad::constant<double>(xt::zeros<double>({m, n_a_}))};
+    return {xgrad::constant<double>(xt::zeros<double>({m, n_a_})),
+            xgrad::constant<double>(xt::zeros<double>({m, n_a_}))};
   }
   // x (N, n_in) -> x·Wxᵀ + b (N, 4·n_a)
   Var<double> input_projection(const Var<double>& x) const { return xgrad::linear(x, Wx, b); }
@@ -485,7 +486,7 @@ TEST(Recurrent, RecurrentDropoutOptionChainsAndIsChecked) {
   EXPECT_EQ(nn::LSTMOptions().recurrent_dropout(0.2).recurrent_dropout(), 0.2);
   EXPECT_EQ(nn::GRU<double>(2, 3, nn::GRUOptions().recurrent_dropout(0.3)).recurrent_dropout(), 0.3);
   XGRAD_EXPECT_THROW_MSG(Peephole(2, 3, nn::RecurrentOptions().recurrent_dropout(1.0)), ValueError, "Recurrent",
-                         "recurrent_dropout must be in [0, 1)", "1.0");
+                         "recurrent_dropout must be in [0, 1)", "got 1");
   XGRAD_EXPECT_THROW_MSG(Peephole(2, 3, nn::RecurrentOptions().recurrent_dropout(-0.1)), ValueError, "Recurrent",
                          "recurrent_dropout", "-0.1");
   XGRAD_EXPECT_THROW_MSG(Peephole(2, 3, nn::RecurrentOptions().recurrent_dropout(NAN)), ValueError, "recurrent_dropout",
