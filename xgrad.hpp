@@ -14,6 +14,7 @@
 #include "layers/module.hpp"
 #include "layers/linear.hpp"
 #include "layers/embedding.hpp"
+#include "layers/attention.hpp"
 #include "layers/rnn_cell.hpp"
 #include "layers/lstm_cell.hpp"
 #include "layers/gru_cell.hpp"

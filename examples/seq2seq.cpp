@@ -6,10 +6,10 @@
 // directions' states projected to one key per character:  h_s = [→h_s, ←h_s]·Wkᵀ + bk   (S, m, H)
 // (the reverse direction tells the key at "2" whether "29" or "2," follows).
 // Decoder: an LSTM cell started from the forward encoder's final state, fed the previous output
-// character (teacher forcing in training, its own greedy choice in evaluation), with dot-product
-// attention over the keys (Luong et al. 2015):
+// character (teacher forcing in training, its own greedy choice in evaluation), with attention
+// over the keys (nn::Attention; --attention dot (default, Luong et al. 2015), general or additive):
 //   d_j = cell(E_out[y_{j-1}], d_{j-1})                     (m, H)
-//   α_j = softmax_s(h_s · d_j)   (padding masked out)        (S, m)
+//   α_j = softmax_s(score(d_j, h_s))   (padding masked out)  (m, S); dot: score = d_j · h_s
 //   c_j = Σ_s α_j[s] h_s                                     (m, H)
 //   ŷ_j = softmax([d_j, c_j]·Wᵀ + b)                          (m, 12): '-', digits, end
 // Adam with the learning rate decayed to zero over the run by a cosine.
@@ -55,12 +55,13 @@ std::vector<int> encode_out(const std::string& iso) {
 
 class Seq2Seq : public nn::Module<F> {
  public:
-  Seq2Seq(std::size_t embed, std::size_t hidden)
+  Seq2Seq(std::size_t embed, std::size_t hidden, nn::AttentionKind attention)
       : in_emb_(kIn.size(), embed),
         encoder_(embed, hidden, nn::LSTMOptions().bidirectional(true)),
         keys_(2 * hidden, hidden),
         out_emb_(std::size_t(kStart) + 1, embed),
         decoder_(embed, hidden),
+        attention_(hidden, hidden, nn::AttentionOptions().kind(attention)),
         head_(2 * hidden, std::size_t(kOutClasses)),
         hidden_(hidden),
         embed_(embed) {
@@ -69,12 +70,13 @@ class Seq2Seq : public nn::Module<F> {
     register_module("keys", keys_);
     register_module("out_embed", out_emb_);
     register_module("decoder", decoder_);
+    register_module("attention", attention_);  // parameters "attention.W" (general), "attention.Wq", ... (additive)
     register_module("head", head_);
   }
 
   struct Encoded {
-    Var<F> states;     // (S, m, H)
-    Var<F> mask_bias;  // (S, m): 0 on real characters, -1e9 on padding
+    Var<F> states;             // (S, m, H)
+    std::vector<int> lengths;  // (m): positions past an input's length are padding
     nn::LSTMState<F> final;
   };
 
@@ -83,18 +85,14 @@ class Seq2Seq : public nn::Module<F> {
     auto res = encoder_(x, {}, b.lengths);  // output (S, m, 2H)
     const Var<F> keys =
         reshape(keys_(reshape(res.output, {b.steps * b.batch, 2 * hidden_})), {b.steps, b.batch, hidden_});
-    Array<F> bias = (F(1) - b.mask<F>()) * F(-1e9);
-    return {keys, constant(std::move(bias)), res.state[0]};
+    return {keys, b.lengths, res.state[0]};
   }
 
   // One decoder step: previous symbols (m) -> logits (m, classes); state updated.
   Var<F> step(const Encoded& enc, const std::vector<int>& prev, nn::LSTMState<F>& state) const {
-    const std::size_t S = enc.states.shape()[0], m = prev.size();
     state = decoder_(out_emb_(prev), state);
-    const Var<F> scores = sum(enc.states * state.a, 2) + enc.mask_bias;             // (S, m)
-    const Var<F> alpha = reshape(softmax(scores, 0), {S, m, 1});                     // (S, m, 1)
-    const Var<F> context = sum(enc.states * alpha, 0);                               // (m, H)
-    return head_(concat({state.a, context}, 1));                                     // (m, classes)
+    const Var<F> context = attention_(state.a, enc.states, enc.states, enc.lengths).context;  // (m, H)
+    return head_(concat({state.a, context}, 1));                                              // (m, classes)
   }
 
   // Teacher forcing: targets (L, m) time-major -> mean cross-entropy.
@@ -145,6 +143,7 @@ class Seq2Seq : public nn::Module<F> {
   nn::Linear<F> keys_;
   nn::Embedding<F> out_emb_;
   nn::LSTMCell<F> decoder_;
+  nn::Attention<F> attention_;
   nn::Linear<F> head_;
   std::size_t hidden_, embed_;
 };
@@ -180,6 +179,8 @@ int main(int argc, char** argv) {
   cli.add_common(/*seed=*/1, /*threads=*/1);
   cli.add_int("hidden", 128, "hidden units of encoder and decoder", 1, 65536);
   cli.add_int("embed", 32, "character embedding size", 1, 65536);
+  cli.add_string("attention", "dot", "attention scores: dot (d·h), general (d·W·h) or additive (vᵀtanh(Wq·d + Wk·h))",
+                 {"dot", "general", "additive"});
   cli.add_int("steps", 600, "training steps (in total, counting those of a resumed run)", 0);
   cli.add_int("batch", 64, "dates per step", 1, 1 << 20);
   cli.add_double("lr", 3e-3, "Adam learning rate", 0.0, 10.0, true);
@@ -189,21 +190,25 @@ int main(int argc, char** argv) {
   cli.parse(argc, argv);
 
   return guarded_main(kProgram, [&] {
-    Training training(cli, kProgram, {{}, {"hidden", "embed"}});
+    Training training(cli, kProgram, {{"attention"}, {"hidden", "embed"}});
     const auto H = std::size_t(cli.get_int("hidden")), E = std::size_t(cli.get_int("embed")),
                B = std::size_t(cli.get_int("batch"));
     const std::vector<DatePair> test = make_date_pairs(kTestSize, kTestSeed), valid = make_date_pairs(kValidSize, kValidSeed);
     std::unordered_set<std::string> held;
     for (const auto* part : {&test, &valid})
       for (const auto& p : *part) held.insert(p.human);
-    Seq2Seq model(E, H);
+    const std::string& attention = cli.get_string("attention");
+    Seq2Seq model(E, H,
+                  attention == "general"    ? nn::AttentionKind::general
+                  : attention == "additive" ? nn::AttentionKind::additive
+                                            : nn::AttentionKind::dot);
     Training::Loop loop = training.loop();
     loop.eval_name = "validation error (1 - exact match)";
     optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
     optim::Scheduler<F> schedule(opt, optim::cosine_lr(cli.get_double("lr"), std::max<std::int64_t>(loop.steps, 1)));
     std::printf("data: fresh batches of %zu generated dates per step (14 formats, %d-%d); %zu test, %zu validation "
-                "dates held out\nmodel: embedding %zu, bidirectional LSTM encoder %zu, LSTM decoder %zu with dot attention; Adam lr %g, cosine decay\n",
-                B, kMinYear, kMaxYear, test.size(), valid.size(), E, H, H, opt.lr());
+                "dates held out\nmodel: embedding %zu, bidirectional LSTM encoder %zu, LSTM decoder %zu with %s attention; Adam lr %g, cosine decay\n",
+                B, kMinYear, kMaxYear, test.size(), valid.size(), E, H, H, attention.c_str(), opt.lr());
 
     loop.evaluate = [&](double) {
       const double acc = evaluate(model, valid).exact;

@@ -350,6 +350,30 @@ TEST_F(Examples, Seq2SeqTrainsResumesAndEndsWithExactMatch) {
   EXPECT_NE(other.err.find("hidden"), std::string::npos) << other.err;
 }
 
+// --attention general|additive: trains, says which, and a resumed run adopts the checkpoint's.
+TEST_F(Examples, Seq2SeqAttentionKindsTrainAndResume) {
+  const Outcome general = run("seq2seq", std::string(kTinySeq) + " --steps 2 --attention general");
+  ASSERT_EQ(general.status, 0) << general.all();
+  EXPECT_NE(general.out.find("with general attention"), std::string::npos) << general.out;
+  EXPECT_TRUE(std::regex_match(general.last_line(), std::regex(R"(test exact match: [01]\.\d{4})"))) << general.out;
+  const std::string additive = std::string(kTinySeq) + " --attention additive";
+  const Outcome straight = run("seq2seq", additive + " --steps 4 --checkpoint " + path("a.ckpt"));
+  ASSERT_EQ(straight.status, 0) << straight.all();
+  EXPECT_NE(straight.out.find("with additive attention"), std::string::npos) << straight.out;
+  // Without --attention: the checkpoint's additive model is built, loaded and evaluated as it was.
+  const Outcome resumed = run("seq2seq", std::string(kTinySeq) + " --steps 4 --resume " + path("a.ckpt"));
+  ASSERT_EQ(resumed.status, 0) << resumed.all();
+  EXPECT_NE(resumed.out.find("with additive attention"), std::string::npos) << resumed.out;
+  EXPECT_EQ(resumed.out.substr(resumed.out.find("examples (")), straight.out.substr(straight.out.find("examples (")));
+  const Outcome other =
+      run("seq2seq", std::string(kTinySeq) + " --steps 4 --attention dot --resume " + path("a.ckpt"));
+  EXPECT_EQ(other.status, 1);
+  EXPECT_NE(other.err.find("attention additive"), std::string::npos) << other.err;
+  const Outcome bad = run("seq2seq", "--attention cosine");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("dot, general, additive"), std::string::npos) << bad.err;
+}
+
 TEST_F(Examples, Seq2SeqBadOptionsExitWithStatus2) {
   for (const std::string args : {"--hidden 0", "--batch -1", "--lr -0.1", "--steps x", "--frobnicate"}) {
     const Outcome r = run("seq2seq", args);
