@@ -207,6 +207,22 @@ TEST(TensorOps, NoGradGivesTheSameValues) {
   clear_tape();
 }
 
+// As the header says: embedding(table, ids) is index_select(table, 0, ids), value and gradient.
+TEST(IndexSelect, AlongAxis0IsEmbedding) {
+  std::mt19937_64 gen(13);
+  auto table = param(random_array({5, 3}, Domain::any, gen));
+  const A w = random_array({4, 3}, Domain::any, gen);
+  const std::vector<int> ids = {4, 1, 4, 0};
+  sum(embedding(table, ids) * w).backward();
+  const A by_embedding = table.grad();
+  table.zero_grad();
+  auto y = index_select(table, 0, ids);
+  EXPECT_EQ(y.value(), embedding(table, ids).value());
+  sum(y * w).backward();
+  EXPECT_EQ(table.grad(), by_embedding);
+  clear_tape();
+}
+
 TEST(TensorOpsErrors, BatchedProductsNameTheOpAndTheShapes) {
   XGRAD_EXPECT_THROW_MSG(bmm(zeros({2, 3, 4}), zeros({5, 4, 6})), ShapeError, "bmm: batch sizes differ: (2, 3, 4) and (5, 4, 6)");
   XGRAD_EXPECT_THROW_MSG(bmm(zeros({2, 3, 4}), zeros({2, 5, 6})), ShapeError, "bmm: inner dimensions differ", "(2, 3, 4)", "(2, 5, 6)");
