@@ -11,7 +11,7 @@
 // Run it:   ./build/examples/custom_cell            (a few seconds)
 //           ./build/examples/custom_cell --help     (the options)
 // Its last line gives its figures:
-//   gradcheck: passed, gradcheck error: 3.1e-10, first loss: 1.2456, final loss: 0.2210, test accuracy: 0.9180
+//   gradcheck: passed, gradcheck error: 2.1e-10, first loss: 1.4396, final loss: 0.0257, test accuracy: 0.9970
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
