@@ -138,6 +138,30 @@ TEST(Readme, FirstProgramIsExamplesMinimalByteForByte) {
       << "README.md's first program and examples/minimal.cpp differ: change both";
 }
 
+// ---- custom_cell: the tutorial's own cell and op, checked by finite differences, then trained
+
+TEST_F(Examples, CustomCellPassesItsGradientCheckAndItsLossFalls) {
+  const std::string tiny = "--hidden 8 --batch 16";
+  const Outcome r = run("custom_cell", tiny + " --steps 60 --out " + path("curve"));
+  ASSERT_EQ(r.status, 0) << r.all();
+  const std::string last = r.last_line();
+  EXPECT_TRUE(std::regex_match(last, std::regex(R"(gradcheck: passed, gradcheck error: \d\.\de-\d+, first loss: \d+\.\d{4}, )"
+                                                R"(final loss: \d+\.\d{4}, test accuracy: [01]\.\d{4})")))
+      << last;
+  EXPECT_LT(value_of(last, "gradcheck error"), 1e-6) << last;
+  EXPECT_NE(r.out.find("gradcheck of the model (double"), std::string::npos) << r.out;
+  EXPECT_LT(value_of(last, "final loss"), 0.8 * value_of(last, "first loss")) << r.all();
+  expect_curve_files(path("curve"), "custom_cell");
+  // Checkpoint and resume end where the uninterrupted run does; a bad range exits with status 2.
+  ASSERT_EQ(run("custom_cell", tiny + " --steps 30 --checkpoint " + path("c.ckpt")).status, 0);
+  const Outcome resumed = run("custom_cell", tiny + " --steps 60 --resume " + path("c.ckpt"));
+  ASSERT_EQ(resumed.status, 0) << resumed.all();
+  EXPECT_EQ(resumed.last_line(), last);
+  const Outcome bad = run("custom_cell", "--min-len 9 --max-len 4");
+  EXPECT_EQ(bad.status, 2) << bad.all();
+  EXPECT_NE(bad.err.find("--min-len 9 is above --max-len 4"), std::string::npos) << bad.err;
+}
+
 // ---- char_lm
 
 constexpr const char* kTinyLm = "--hidden 24 --batch 4 --seq-len 16 --eval-every 5 --save-every 5";
