@@ -23,6 +23,7 @@ using nn::AttentionKind;
 using nn::AttentionOptions;
 using testing::randn;
 using testing::rel_error;
+using testing::shape_of;
 
 // S key positions, m batch rows, n_v value size, T_q query steps.
 constexpr std::size_t S = 5, m = 3, n_v = 2, T_q = 4;
@@ -119,8 +120,8 @@ TEST_P(AttentionKinds, OneStepMatchesDirectComputation) {
 
 TEST_P(AttentionKinds, AllStepsMatchDirectComputationStepByStep) {
   const auto r = (*attn)(constant(q), constant(k), constant(val), kLengths);
-  ASSERT_EQ(Shape(r.context.shape().begin(), r.context.shape().end()), (Shape{T_q, m, n_v}));
-  ASSERT_EQ(Shape(r.weights.shape().begin(), r.weights.shape().end()), (Shape{T_q, m, S}));
+  ASSERT_EQ(shape_of(r.context), (Shape{T_q, m, n_v}));
+  ASSERT_EQ(shape_of(r.weights), (Shape{T_q, m, S}));
   for (std::size_t t = 0; t < T_q; ++t) {
     const Expected want = direct(*attn, step_of(q, t), k, val, kLengths);
     EXPECT_LT(rel_error(Array<double>(xt::view(r.context.value(), t)), want.context), 1e-14) << t;
@@ -222,20 +223,20 @@ TEST(Attention, OptionsChainAndNameTheParameters) {
   auto g = general.named_parameters();
   ASSERT_EQ(g.size(), 1u);
   EXPECT_EQ(g[0].first, "W");
-  EXPECT_EQ(Shape(general.W.shape().begin(), general.W.shape().end()), (Shape{3, 5}));
+  EXPECT_EQ(shape_of(general.W), (Shape{3, 5}));
   nn::Attention<double> additive(3, 5, o);
   auto a = additive.named_parameters();
   ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a[0].first, "Wq");
   EXPECT_EQ(a[1].first, "Wk");
   EXPECT_EQ(a[2].first, "v");
-  EXPECT_EQ(Shape(additive.Wq.shape().begin(), additive.Wq.shape().end()), (Shape{7, 3}));
-  EXPECT_EQ(Shape(additive.Wk.shape().begin(), additive.Wk.shape().end()), (Shape{7, 5}));
-  EXPECT_EQ(Shape(additive.v.shape().begin(), additive.v.shape().end()), (Shape{7}));
+  EXPECT_EQ(shape_of(additive.Wq), (Shape{7, 3}));
+  EXPECT_EQ(shape_of(additive.Wk), (Shape{7, 5}));
+  EXPECT_EQ(shape_of(additive.v), (Shape{7}));
   // The hidden size defaults to the key size.
   nn::Attention<double> plain(3, 5, AttentionOptions().kind(AttentionKind::additive));
   EXPECT_EQ(plain.hidden_size(), 5u);
-  EXPECT_EQ(Shape(plain.Wq.shape().begin(), plain.Wq.shape().end()), (Shape{5, 3}));
+  EXPECT_EQ(shape_of(plain.Wq), (Shape{5, 3}));
 }
 
 TEST(Attention, FloatRowsSumToOne) {
@@ -244,8 +245,8 @@ TEST(Attention, FloatRowsSumToOne) {
   std::mt19937_64 gen(4);
   const auto r = attn(constant(randn<float>({m, 3}, gen)), constant(randn<float>({S, m, 4}, gen)),
                       constant(randn<float>({S, m, n_v}, gen)), kLengths);
-  ASSERT_EQ(Shape(r.context.shape().begin(), r.context.shape().end()), (Shape{m, n_v}));
-  ASSERT_EQ(Shape(r.weights.shape().begin(), r.weights.shape().end()), (Shape{m, S}));
+  ASSERT_EQ(shape_of(r.context), (Shape{m, n_v}));
+  ASSERT_EQ(shape_of(r.weights), (Shape{m, S}));
   for (std::size_t i = 0; i < m; ++i) {
     EXPECT_NEAR(double(xt::sum(xt::view(r.weights.value(), i))()), 1.0, 1e-6);
     if (kLengths[i] == int(S)) EXPECT_GT(r.weights.value()(i, S - 1), 0.0f) << i;
