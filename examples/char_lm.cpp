@@ -1,5 +1,6 @@
-// char_lm: a character-level language model (RNN, LSTM or GRU) trained on a UTF-8 text, by
-// default the fortune-cookie corpus of Debian's `fortunes` package, with the last 10% held out.
+// char_lm: a character-level language model (RNN, LSTM, GRU or layer-normalised LSTM) trained on
+// a UTF-8 text, by default the fortune-cookie corpus of Debian's `fortunes` package, with the
+// last 10% held out.
 //
 //   x_t = id of character t;  a_t = cell(x_t, a_{t-1});  ŷ_t = softmax(a_t·Wyᵀ + by)   (B, V)
 //   loss = mean over the B·T positions of −log ŷ_t[x_{t+1}]
@@ -13,6 +14,10 @@
 //
 // With --embed 0 the input is one-hot: x_t·Wxᵀ is column x_t of Wx, so the first layer gathers
 // its input projection by id (forward_onehot) instead of multiplying one-hot rows.
+//
+// --recurrent-dropout P: in training, one mask per stream, layer and segment drops hidden units
+// fed back into the step (the same units at every step of the segment); held-out evaluation and
+// sampling run without it. --cell lnlstm: nn::LayerNormLSTMCell through nn::Recurrent.
 //
 // `char_lm --resume PATH --sample N [--temperature T] [--prime TEXT]` prints the prime followed
 // by N sampled characters, and nothing else.
@@ -47,6 +52,7 @@ template <class Layer> struct OptionsOf;
 template <> struct OptionsOf<nn::RNN<F>> { using type = nn::RNNOptions; };
 template <> struct OptionsOf<nn::LSTM<F>> { using type = nn::LSTMOptions; };
 template <> struct OptionsOf<nn::GRU<F>> { using type = nn::GRUOptions; };
+template <> struct OptionsOf<nn::Recurrent<nn::LayerNormLSTMCell<F>>> { using type = nn::RecurrentOptions; };
 
 Var<F> detached(const Var<F>& s) { return s.detach(); }
 nn::LSTMState<F> detached(const nn::LSTMState<F>& s) { return {s.a.detach(), s.c.detach()}; }
@@ -73,8 +79,9 @@ class CharModel : public nn::Module<F> {
   using Cell = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<const Layer&>().cell(0))>>;
   using State = decltype(std::declval<const Cell&>().zero_state(1));
 
-  CharModel(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers)
-      : rnn_(embed > 0 ? embed : vocab, hidden, typename OptionsOf<Layer>::type().layers(layers)),
+  CharModel(std::size_t vocab, std::size_t embed, std::size_t hidden, std::size_t layers, double recurrent_dropout = 0)
+      : rnn_(embed > 0 ? embed : vocab, hidden,
+             typename OptionsOf<Layer>::type().layers(layers).recurrent_dropout(recurrent_dropout)),
         head_(hidden, vocab) {
     if (embed > 0) {
       emb_ = std::make_unique<nn::Embedding<F>>(vocab, embed);
@@ -216,13 +223,17 @@ int run(const Cli& cli, Training& training) {
                     std::to_string(B) + " streams of " + std::to_string(T) + "-character segments (--batch, --seq-len)");
   data::StreamBatcher batches(train, B, T, /*drop_last=*/true);
 
-  CharModel<Layer> model(V, embed, hidden, layers);
+  const double recurrent_dropout = cli.get_double("recurrent-dropout");
+  CharModel<Layer> model(V, embed, hidden, layers, recurrent_dropout);
   optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
   std::size_t n_params = 0;
   for (const auto& p : model.parameters()) n_params += p.size();
-  std::printf("model: %s, %zu layer(s) of %zu, %s input, %zu parameters; B=%zu T=%zu, Adam lr %g, clip %g\n",
+  char dropout_note[48] = "";
+  if (recurrent_dropout > 0)
+    std::snprintf(dropout_note, sizeof dropout_note, ", recurrent dropout %g", recurrent_dropout);
+  std::printf("model: %s, %zu layer(s) of %zu, %s input, %zu parameters%s; B=%zu T=%zu, Adam lr %g, clip %g\n",
               cell.c_str(), layers, hidden, embed > 0 ? ("embedding " + std::to_string(embed)).c_str() : "one-hot",
-              n_params, B, T, opt.lr(), cli.get_double("clip"));
+              n_params, dropout_note, B, T, opt.lr(), cli.get_double("clip"));
 
   auto state = model.zero_state(B);
   Training::Loop loop = training.loop();
@@ -230,7 +241,9 @@ int run(const Cli& cli, Training& training) {
   loop.progress.unit = "tok";
   loop.progress.items_per_step = double(B * T);
   loop.evaluate = [&](double) {
+    model.eval();  // no recurrent dropout
     const double h = evaluate(model, corpus.ids, corpus.split, std::min(n, corpus.split + 10000));
+    model.train();
     char note[48];
     std::snprintf(note, sizeof note, "held-out %.4f", h);
     return Training::Point{h, note};
@@ -268,10 +281,12 @@ int main(int argc, char** argv) {
           "With --resume PATH --sample N: print N characters sampled from the checkpoint, nothing else.");
   cli.add_common(/*seed=*/1, /*threads=*/1);
   cli.add_string("data", kFortunesDir, "text FILE or DIR (a DIR's files are read in sorted order)");
-  cli.add_string("cell", "lstm", "recurrent cell", {"rnn", "lstm", "gru"});
+  cli.add_string("cell", "lstm", "recurrent cell (lnlstm: layer-normalised LSTM)", {"rnn", "lstm", "gru", "lnlstm"});
   cli.add_int("hidden", 256, "hidden units per layer", 1, 65536);
   cli.add_int("layers", 1, "recurrent layers", 1, 64);
   cli.add_int("embed", 0, "character embedding size; 0: one-hot input", 0, 65536);
+  cli.add_double("recurrent-dropout", 0.0, "probability of dropping a hidden unit fed back into the step, one mask "
+                 "per stream and segment", 0.0, 0.99);
   cli.add_int("batch", 32, "parallel streams B", 1, 65536);
   cli.add_int("seq-len", 64, "BPTT segment length T", 1, 65536);
   cli.add_int("steps", 2000, "training steps (in total, counting those of a resumed run)", 0);
@@ -296,6 +311,7 @@ int main(int argc, char** argv) {
     if (cell == "rnn") return run<nn::RNN<F>>(cli, training);
     if (cell == "gru") return run<nn::GRU<F>>(cli, training);
     if (cell == "lstm") return run<nn::LSTM<F>>(cli, training);
+    if (cell == "lnlstm") return run<nn::Recurrent<nn::LayerNormLSTMCell<F>>>(cli, training);
     throw CheckpointError("checkpoint '" + training.resume_path() + "' holds an unknown cell type '" + cell + "'");
   });
 }

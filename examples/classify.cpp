@@ -8,6 +8,10 @@
 // batches are padded with id 0. Softmax cross-entropy, Adam; every epoch visits the training
 // words in a fresh order fixed by --seed. Reports validation accuracy per epoch, then the test
 // accuracy and a confusion matrix. bench/classify_torch.py is the PyTorch counterpart.
+//
+// --recurrent-dropout P: in training, one mask per word drops hidden units fed back into the
+// step, the same units at every character; evaluation runs without it. --cell lnlstm:
+// nn::LayerNormLSTMCell through nn::Recurrent.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +36,7 @@ constexpr std::size_t kEvalBatch = 1024;
 template <class Layer> struct OptionsOf;
 template <> struct OptionsOf<nn::LSTM<F>> { using type = nn::LSTMOptions; };
 template <> struct OptionsOf<nn::GRU<F>> { using type = nn::GRUOptions; };
+template <> struct OptionsOf<nn::Recurrent<nn::LayerNormLSTMCell<F>>> { using type = nn::RecurrentOptions; };
 
 const Var<F>& hidden(const Var<F>& s) { return s; }
 const Var<F>& hidden(const nn::LSTMState<F>& s) { return s.a; }
@@ -57,9 +62,11 @@ Encoded encode(const std::vector<LabeledWord>& words, const data::Vocab& vocab) 
 template <class Layer>
 class Classifier : public nn::Module<F> {
  public:
-  Classifier(std::size_t symbols, std::size_t embed, std::size_t hidden, bool bidirectional, std::size_t classes)
+  Classifier(std::size_t symbols, std::size_t embed, std::size_t hidden, bool bidirectional, std::size_t classes,
+             double recurrent_dropout)
       : emb_(symbols, embed),
-        rnn_(embed, hidden, typename OptionsOf<Layer>::type().bidirectional(bidirectional)),
+        rnn_(embed, hidden,
+             typename OptionsOf<Layer>::type().bidirectional(bidirectional).recurrent_dropout(recurrent_dropout)),
         head_((bidirectional ? 2 : 1) * hidden, classes) {
     register_module("embed", emb_);
     register_module("rnn", rnn_);
@@ -154,13 +161,17 @@ int run(const Cli& cli, Training& training) {
   const std::string cell = cli.get_string("cell");
   const auto embed = std::size_t(cli.get_int("embed")), hidden_size = std::size_t(cli.get_int("hidden"));
   const bool bidirectional = cli.get_flag("bidirectional");
-  Classifier<Layer> model(vocab.size(), embed, hidden_size, bidirectional, classes);
+  const double recurrent_dropout = cli.get_double("recurrent-dropout");
+  Classifier<Layer> model(vocab.size(), embed, hidden_size, bidirectional, classes, recurrent_dropout);
   optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
   const auto B = std::size_t(cli.get_int("batch"));
   const std::int64_t epochs = cli.get_int("epochs"), per_epoch = std::int64_t((train.ids.size() + B - 1) / B);
-  std::printf("model: embedding %zu, %s%s %zu, linear over the final state; batch %zu, Adam lr %g, %lld epoch(s) "
+  char dropout_note[48] = "";
+  if (recurrent_dropout > 0)
+    std::snprintf(dropout_note, sizeof dropout_note, " (recurrent dropout %g)", recurrent_dropout);
+  std::printf("model: embedding %zu, %s%s %zu%s, linear over the final state; batch %zu, Adam lr %g, %lld epoch(s) "
               "of %lld steps\n",
-              embed, bidirectional ? "bidirectional " : "", cell.c_str(), hidden_size, B, opt.lr(),
+              embed, bidirectional ? "bidirectional " : "", cell.c_str(), hidden_size, dropout_note, B, opt.lr(),
               (long long)epochs, (long long)per_epoch);
 
   Training::Loop loop = training.loop();
@@ -171,7 +182,9 @@ int run(const Cli& cli, Training& training) {
   std::int64_t epoch = -1;
   std::vector<std::vector<std::size_t>> order;
   loop.evaluate = [&](double train_loss) {
+    model.eval();  // no recurrent dropout
     const Evaluation ev = evaluate(model, valid, classes);
+    model.train();
     std::printf("epoch %lld: train loss %.4f, validation loss %.4f, validation accuracy %.4f\n",
                 (long long)(epoch + 1), train_loss, ev.loss, ev.accuracy);
     std::fflush(stdout);
@@ -191,6 +204,7 @@ int run(const Cli& cli, Training& training) {
     return cross_entropy(model.forward(data::pad_batch(train.ids, idx)), labels);
   });
 
+  model.eval();
   const Evaluation ev = evaluate(model, test, classes);
   print_confusion(ev, split.languages);
   char last[48];
@@ -208,10 +222,12 @@ int main(int argc, char** argv) {
           "over its final state; trained on Debian's word lists (English, German, French, Spanish,\n"
           "Italian, Portuguese, Dutch, Swedish), 10,000 words per language, 1,000 validation, 2,000 test.");
   cli.add_common(/*seed=*/1, /*threads=*/1);
-  cli.add_string("cell", "lstm", "recurrent cell", {"lstm", "gru"});
+  cli.add_string("cell", "lstm", "recurrent cell (lnlstm: layer-normalised LSTM)", {"lstm", "gru", "lnlstm"});
   cli.add_int("embed", 32, "character embedding size", 1, 65536);
   cli.add_int("hidden", 128, "hidden units", 1, 65536);
   cli.add_flag("bidirectional", "also read each word backwards; classify from both final states");
+  cli.add_double("recurrent-dropout", 0.0, "probability of dropping a hidden unit fed back into the step, one mask "
+                 "per word", 0.0, 0.99);
   cli.add_int("batch", 64, "words per batch", 1, 1 << 20);
   cli.add_int("epochs", 5, "passes over the training words", 0, 100000);
   cli.add_double("lr", 2e-3, "Adam learning rate", 0.0, 10.0, true);
@@ -224,6 +240,7 @@ int main(int argc, char** argv) {
   return guarded_main(kProgram, [&] {
     Training training(cli, kProgram, {{}, {"cell", "embed", "hidden", "bidirectional", "batch"}});
     if (cli.get_string("cell") == "gru") return run<nn::GRU<F>>(cli, training);
+    if (cli.get_string("cell") == "lnlstm") return run<nn::Recurrent<nn::LayerNormLSTMCell<F>>>(cli, training);
     return run<nn::LSTM<F>>(cli, training);
   });
 }
