@@ -353,6 +353,50 @@ TEST_F(Examples, ClassifyBadInputGivesAMessageAndNonZeroExit) {
   }
 }
 
+// ---- --cell lnlstm (nn::Recurrent of nn::LayerNormLSTMCell) and --recurrent-dropout
+
+// Both programs train with them and say so; a resumed char_lm run with recurrent dropout ends
+// exactly where an uninterrupted one does (the masks come from the checkpointed generator).
+TEST_F(Examples, LayerNormLstmAndRecurrentDropoutTrainAndResume) {
+  write_file(path("text.txt"), tiny_text());
+  const std::string data = "--data " + path("text.txt") + " " + kTinyLm;
+  const std::string lm = data + " --cell lnlstm --layers 2 --recurrent-dropout 0.25";
+  const Outcome straight = run("char_lm", lm + " --steps 8");
+  ASSERT_EQ(straight.status, 0) << straight.all();
+  EXPECT_NE(straight.out.find("model: lnlstm, 2 layer(s) of 24, one-hot input"), std::string::npos) << straight.out;
+  EXPECT_NE(straight.out.find("parameters, recurrent dropout 0.25; B=4"), std::string::npos) << straight.out;
+  EXPECT_TRUE(std::regex_match(straight.last_line(), std::regex(R"(held-out: \d+\.\d{4} nats/char, \d+\.\d{4} bits/char)")))
+      << straight.out;
+  ASSERT_EQ(run("char_lm", lm + " --steps 5 --checkpoint " + path("a.ckpt")).status, 0);
+  // The cell and the layers are adopted from the checkpoint.
+  const Outcome resumed = run("char_lm", data + " --recurrent-dropout 0.25 --steps 8 --resume " + path("a.ckpt"));
+  ASSERT_EQ(resumed.status, 0) << resumed.all();
+  EXPECT_EQ(resumed.last_line(), straight.last_line());
+  const Outcome plain = run("char_lm", data + " --cell lnlstm --layers 2 --steps 8");
+  ASSERT_EQ(plain.status, 0) << plain.all();
+  EXPECT_EQ(plain.out.find("recurrent dropout"), std::string::npos) << plain.out;
+  EXPECT_NE(plain.last_line(), straight.last_line());  // the masks change training
+  const Outcome sampled = run("char_lm", "--resume " + path("a.ckpt") + " --sample 20 --prime 'the '");
+  ASSERT_EQ(sampled.status, 0) << sampled.all();
+  EXPECT_EQ(sampled.out.rfind("the ", 0), 0u) << sampled.out;
+
+  write_file(path("split.tsv"), tiny_split());
+  const Outcome c = run("classify", "--split " + path("split.tsv") + " " + kTinyClassify +
+                                        " --epochs 2 --cell lnlstm --bidirectional --recurrent-dropout 0.2");
+  ASSERT_EQ(c.status, 0) << c.all();
+  EXPECT_NE(c.out.find("bidirectional lnlstm 16 (recurrent dropout 0.2)"), std::string::npos) << c.out;
+  EXPECT_TRUE(std::regex_match(c.last_line(), std::regex(R"(test accuracy: [01]\.\d{4})"))) << c.out;
+
+  for (const std::string program : {"char_lm", "classify"}) {
+    const Outcome help = run(program, "--help");
+    EXPECT_NE(help.out.find("--recurrent-dropout "), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("lnlstm"), std::string::npos) << help.out;
+    const Outcome bad = run(program, "--recurrent-dropout 1");
+    EXPECT_EQ(bad.status, 2) << bad.all();
+    EXPECT_NE(bad.err.find("--recurrent-dropout"), std::string::npos) << bad.err;
+  }
+}
+
 // ---- seq2seq
 
 constexpr const char* kTinySeq = "--batch 8 --hidden 16 --embed 8 --eval-every 2 --save-every 2";
