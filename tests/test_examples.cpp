@@ -160,6 +160,11 @@ TEST_F(Examples, CustomCellPassesItsGradientCheckAndItsLossFalls) {
   const Outcome bad = run("custom_cell", "--min-len 9 --max-len 4");
   EXPECT_EQ(bad.status, 2) << bad.all();
   EXPECT_NE(bad.err.find("--min-len 9 is above --max-len 4"), std::string::npos) << bad.err;
+  const Outcome help = run("custom_cell", "--help");
+  EXPECT_EQ(help.status, 0);
+  for (const char* o : {"--help", "--seed", "--threads", "--checkpoint", "--resume", "--out", "--hidden", "--layers",
+                        "--steps", "--batch", "--lr"})
+    EXPECT_NE(help.out.find(std::string(o) + " "), std::string::npos) << o << "\n" << help.out;
 }
 
 // ---- char_lm
