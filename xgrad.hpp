@@ -36,3 +36,4 @@
 #include "optim/schedule.hpp"
 #include "data/data.hpp"
 #include "io/checkpoint.hpp"
+#include "io/safetensors.hpp"

@@ -117,8 +117,10 @@ class Writer {
   std::uint64_t count_ = 0;
 };
 
+}  // namespace
+
 // Writes `bytes` to "<path>.tmp", fsyncs, renames it over `path`, fsyncs the directory.
-void write_atomically(const std::string& path, const std::string& bytes) {
+void detail::write_atomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, "cannot create temporary file '" + tmp + "': " + std::strerror(errno));
@@ -158,6 +160,8 @@ void write_atomically(const std::string& path, const std::string& bytes) {
     ::close(dfd);
   }
 }
+
+namespace {
 
 template <class T>
 void write_params(Writer& w, const nn::Module<T>& module) {
@@ -400,7 +404,7 @@ void save(const nn::Module<T>& module, const std::string& path, const Checkpoint
   Writer w;
   write_params(w, module);
   write_extra(w, extra);
-  write_atomically(path, w.finish());
+  detail::write_atomically(path, w.finish());
 }
 
 template <class T>
@@ -426,7 +430,7 @@ void save(const nn::Module<T>& module, const optim::Optimizer<T>& opt, const std
   rng << nn::generator();
   w.value("rng/generator", rng.str());
   write_extra(w, extra);
-  write_atomically(path, w.finish());
+  detail::write_atomically(path, w.finish());
 }
 
 template <class T>

@@ -61,4 +61,10 @@ CheckpointExtra load(nn::Module<T>& module, optim::Optimizer<T>& opt, const std:
 // vocabulary before the model that the checkpoint fits is constructed.
 CheckpointExtra load_extra(const std::string& path);
 
+namespace detail {
+// Writes `bytes` to "<path>.tmp", fsyncs it and renames it over `path` (CheckpointError on
+// failure, the previous file left as it was); shared by the savers in io/.
+void write_atomically(const std::string& path, const std::string& bytes);
+}  // namespace detail
+
 }  // namespace xgrad

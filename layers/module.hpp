@@ -33,6 +33,10 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
+  // The direct sub-modules with their registered names, in registration order.
+  std::vector<std::pair<std::string, const Module*>> named_children() const {
+    return {children_.begin(), children_.end()};
+  }
 
  protected:
   Var<T> register_parameter(const std::string& name, Array<T> value);
