@@ -223,10 +223,11 @@ State map_state(F&& f, const State& s, const More&... more) {
 template <class Cell>
 class Recurrent : public Module<detail::cell_scalar_t<Cell>> {
  public:
-  using value_type = detail::cell_scalar_t<Cell>;
-  using T = value_type;
+  // The cell's T (not named T, which would hide a T of a class template deriving from this).
+  using Scalar = detail::cell_scalar_t<Cell>;
+  using value_type = Scalar;
   using State = std::decay_t<decltype(std::declval<const Cell&>().zero_state(std::size_t{1}))>;
-  using Result = RecurrentResult<T, State>;
+  using Result = RecurrentResult<Scalar, State>;
 
   // cell_args follow (n_in, n_a) into every cell's constructor.
   template <class... CellArgs>
@@ -235,21 +236,22 @@ class Recurrent : public Module<detail::cell_scalar_t<Cell>> {
       : Recurrent(detail::LayerName{"Recurrent"}, n_x, n_a, options, cell_args...) {}
 
   // x (T, m, n_x); initial: empty (zeros) or layers·directions states; lengths: empty (all T) or m.
-  Result forward(const Var<T>& x) const { return forward(x, {}, {}); }
-  Result forward(const Var<T>& x, const std::vector<State>& initial_state) const {
+  Result forward(const Var<Scalar>& x) const { return forward(x, {}, {}); }
+  Result forward(const Var<Scalar>& x, const std::vector<State>& initial_state) const {
     return forward(x, initial_state, {});
   }
-  Result forward(const Var<T>& x, const std::vector<State>& initial_state, const std::vector<int>& lengths) const;
+  Result forward(const Var<Scalar>& x, const std::vector<State>& initial_state, const std::vector<int>& lengths) const;
   // One-hot input without the one-hot array: ids (T·m) time-major, ids[t·m + i] in [0, n_x) is
   // example i's class at step t. Same result as forward(onehot(ids)); layer 0 gathers its input
   // projection by id when the cell has input_projection(ids).
   Result forward_onehot(const std::vector<int>& ids, std::size_t steps, const std::vector<State>& initial_state = {},
                         const std::vector<int>& lengths = {}) const;
-  Result operator()(const Var<T>& x) const { return forward(x); }
-  Result operator()(const Var<T>& x, const std::vector<State>& initial_state) const {
+  Result operator()(const Var<Scalar>& x) const { return forward(x); }
+  Result operator()(const Var<Scalar>& x, const std::vector<State>& initial_state) const {
     return forward(x, initial_state);
   }
-  Result operator()(const Var<T>& x, const std::vector<State>& initial_state, const std::vector<int>& lengths) const {
+  Result operator()(const Var<Scalar>& x, const std::vector<State>& initial_state,
+                    const std::vector<int>& lengths) const {
     return forward(x, initial_state, lengths);
   }
 
@@ -270,13 +272,13 @@ class Recurrent : public Module<detail::cell_scalar_t<Cell>> {
  private:
   // shape: the input's (T, m, n_x).
   void check(const Shape& shape, const std::vector<State>& initial, const std::vector<int>& lengths) const;
-  Result run_layers(const Var<T>* x, const std::vector<int>* ids, std::size_t m, const std::vector<State>& initial,
+  Result run_layers(const Var<Scalar>* x, const std::vector<int>* ids, std::size_t m, const std::vector<State>& initial,
                     const std::vector<int>& lengths) const;
   // One layer in one direction: input (T, m, n_in), or one-hot ids (T·m) when ids is given,
   // -> outputs (T, m, n_a) and the final state; drop: the recurrent-dropout mask (m, n_a) or null.
-  Var<T> run_direction(const Cell& cell, const Var<T>* input, const std::vector<int>* ids, std::size_t steps,
-                       std::size_t m, State& state, bool reverse, const std::vector<int>& lengths,
-                       const Var<T>* drop) const;
+  Var<Scalar> run_direction(const Cell& cell, const Var<Scalar>* input, const std::vector<int>* ids,
+                            std::size_t steps, std::size_t m, State& state, bool reverse,
+                            const std::vector<int>& lengths, const Var<Scalar>* drop) const;
 
   const char* name_;
   std::size_t n_x_, n_a_, layers_, directions_;
@@ -342,7 +344,8 @@ void Recurrent<Cell>::check(const Shape& s, const std::vector<State>& initial, c
     for (std::size_t i = 0; i < initial.size(); ++i) {
       // Each field must have the shape of the cell's zero state's (constants: nothing recorded).
       const State zero = cells_[i]->zero_state(m);
-      detail::for_each_field(initial[i], zero, [&](std::size_t f, const Var<T>& given, const Var<T>& expected) {
+      detail::for_each_field(initial[i], zero, [&](std::size_t f, const Var<Scalar>& given,
+                                                   const Var<Scalar>& expected) {
         if (!given.defined() || given.shape() != expected.shape())
           throw ShapeError(name + ": initial state of layer " + std::to_string(i / directions_) +
                            (i % directions_ == 1 ? " (reverse)" : "") + " " + detail::state_field_name<State>(f) +
@@ -363,7 +366,7 @@ void Recurrent<Cell>::check(const Shape& s, const std::vector<State>& initial, c
 }
 
 template <class Cell>
-typename Recurrent<Cell>::Result Recurrent<Cell>::forward(const Var<T>& x, const std::vector<State>& initial,
+typename Recurrent<Cell>::Result Recurrent<Cell>::forward(const Var<Scalar>& x, const std::vector<State>& initial,
                                                           const std::vector<int>& lengths) const {
   check(Shape(x.shape().begin(), x.shape().end()), initial, lengths);
   return run_layers(&x, nullptr, x.shape()[1], initial, lengths);
@@ -386,28 +389,28 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::forward_onehot(const std::vect
   if constexpr (detail::has_onehot_projection<Cell>::value) {
     return run_layers(nullptr, &ids, m, initial, lengths);
   } else {
-    Array<T> x = xt::zeros<T>({steps, m, n_x_});  // (T, m, n_x)
-    for (std::size_t j = 0; j < ids.size(); ++j) x.data()[j * n_x_ + static_cast<std::size_t>(ids[j])] = T(1);
-    const Var<T> xv = constant<T>(std::move(x));
+    Array<Scalar> x = xt::zeros<Scalar>({steps, m, n_x_});  // (T, m, n_x)
+    for (std::size_t j = 0; j < ids.size(); ++j) x.data()[j * n_x_ + static_cast<std::size_t>(ids[j])] = Scalar(1);
+    const Var<Scalar> xv = constant<Scalar>(std::move(x));
     return run_layers(&xv, nullptr, m, initial, lengths);
   }
 }
 
 template <class Cell>
-typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<T>* x, const std::vector<int>* ids,
+typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<Scalar>* x, const std::vector<int>* ids,
                                                              std::size_t m, const std::vector<State>& initial,
                                                              const std::vector<int>& lengths) const {
   const std::size_t steps = x ? x->shape()[0] : ids->size() / m;
   // Recurrent dropout: every mask of this forward drawn first, layer by layer and direction.
-  std::vector<Var<T>> drops;
+  std::vector<Var<Scalar>> drops;
   if (this->is_training() && recurrent_dropout_ > 0)
     for (std::size_t i = 0; i < layers_ * directions_; ++i)
-      drops.push_back(constant<T>(detail::dropout_mask<T>({m, n_a_}, recurrent_dropout_)));
+      drops.push_back(constant<Scalar>(detail::dropout_mask<Scalar>({m, n_a_}, recurrent_dropout_)));
   std::vector<State> final_state;
-  Var<T> input;  // (T, m, n_in); layer 0 reads *x or ids
+  Var<Scalar> input;  // (T, m, n_in); layer 0 reads *x or ids
   for (std::size_t k = 0; k < layers_; ++k) {
-    std::vector<Var<T>> outputs;
-    const Var<T>* in = k == 0 ? x : &input;
+    std::vector<Var<Scalar>> outputs;
+    const Var<Scalar>* in = k == 0 ? x : &input;
     const std::vector<int>* in_ids = k == 0 ? ids : nullptr;
     for (std::size_t d = 0; d < directions_; ++d) {
       const std::size_t i = k * directions_ + d;
@@ -416,10 +419,10 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<T>* x, co
                                       drops.empty() ? nullptr : &drops[i]));
       final_state.push_back(state);
     }
-    Var<T> y = outputs.size() == 1 ? outputs[0] : concat(outputs, 2);  // (T, m, directions·n_a)
+    Var<Scalar> y = outputs.size() == 1 ? outputs[0] : concat(outputs, 2);  // (T, m, directions·n_a)
     if (this->is_training() && dropout_ > 0 && k + 1 < layers_) {
       Shape shape(y.shape().begin(), y.shape().end());
-      y = y * constant(detail::dropout_mask<T>(shape, dropout_));
+      y = y * constant(detail::dropout_mask<Scalar>(shape, dropout_));
     }
     input = y;
   }
@@ -429,15 +432,15 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<T>* x, co
 // input (T, m, n_in) -> outputs (T, m, n_a); `state` goes in as the initial state and comes out
 // as the final one.
 template <class Cell>
-Var<typename Recurrent<Cell>::T> Recurrent<Cell>::run_direction(const Cell& cell, const Var<T>* input,
-                                                                const std::vector<int>* ids, std::size_t steps,
-                                                                std::size_t m, State& state, bool reverse,
-                                                                const std::vector<int>& lengths,
-                                                                const Var<T>* drop) const {
+Var<typename Recurrent<Cell>::Scalar> Recurrent<Cell>::run_direction(const Cell& cell, const Var<Scalar>* input,
+                                                                     const std::vector<int>* ids, std::size_t steps,
+                                                                     std::size_t m, State& state, bool reverse,
+                                                                     const std::vector<int>& lengths,
+                                                                     const Var<Scalar>* drop) const {
   // Dense input: all T input projections in one GEMM, (T·m, n_in) -> (T, m, G), each step
   // selecting its block (a cell without input_projection gets its x_t). One-hot ids: each step
   // gathers its own block (no product, no copy).
-  Var<T> px;
+  Var<Scalar> px;
   if (input != nullptr) {
     if constexpr (detail::has_input_projection<Cell>::value) {
       const std::size_t n_in = input->shape()[2];
@@ -449,7 +452,7 @@ Var<typename Recurrent<Cell>::T> Recurrent<Cell>::run_direction(const Cell& cell
     }
   }
   std::vector<int> step_ids;
-  std::vector<Var<T>> outputs(steps);
+  std::vector<Var<Scalar>> outputs(steps);
   bool checked = false;  // the cell's hidden output checked once, at its first step
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t t = reverse ? steps - 1 - s : s;
@@ -459,10 +462,10 @@ Var<typename Recurrent<Cell>::T> Recurrent<Cell>::run_direction(const Cell& cell
       for (int len : lengths) active += t < static_cast<std::size_t>(len) ? 1 : 0;
     }
     if (active == 0) {  // every sequence has ended: zero output, state unchanged
-      outputs[t] = constant<T>(xt::zeros<T>({m, n_a_}));
+      outputs[t] = constant<Scalar>(xt::zeros<Scalar>({m, n_a_}));
       continue;
     }
-    Var<T> px_t;
+    Var<Scalar> px_t;
     if (input != nullptr) {
       px_t = select(px, static_cast<long>(t));
     } else if constexpr (detail::has_onehot_projection<Cell>::value) {
@@ -478,13 +481,13 @@ Var<typename Recurrent<Cell>::T> Recurrent<Cell>::run_direction(const Cell& cell
       continue;
     }
     // mask (m, 1): 1 for examples still running at step t, 0 for those whose sequence has ended.
-    Array<T> mask_v = Array<T>::from_shape({m, 1});
-    for (std::size_t i = 0; i < m; ++i) mask_v(i, 0) = t < static_cast<std::size_t>(lengths[i]) ? T(1) : T(0);
-    Var<T> keep = constant<T>(Array<T>(T(1) - mask_v));
-    Var<T> mask = constant<T>(std::move(mask_v));
+    Array<Scalar> mask_v = Array<Scalar>::from_shape({m, 1});
+    for (std::size_t i = 0; i < m; ++i) mask_v(i, 0) = t < static_cast<std::size_t>(lengths[i]) ? Scalar(1) : Scalar(0);
+    Var<Scalar> keep = constant<Scalar>(Array<Scalar>(Scalar(1) - mask_v));
+    Var<Scalar> mask = constant<Scalar>(std::move(mask_v));
     outputs[t] = hidden_of(next) * mask;
     // mask∘new + keep∘old, keep = 1 − mask: examples whose sequence has ended keep their state.
-    state = map_state([&](const Var<T>& n, const Var<T>& o) { return mask * n + keep * o; }, next, state);
+    state = map_state([&](const Var<Scalar>& n, const Var<Scalar>& o) { return mask * n + keep * o; }, next, state);
   }
   return stack(outputs);
 }

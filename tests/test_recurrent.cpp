@@ -142,6 +142,7 @@ using testing::rel_error;
 using Peephole = nn::Recurrent<PeepholeLSTMCell>;
 
 static_assert(std::is_same_v<Peephole::State, PeepholeState>);
+static_assert(std::is_same_v<Peephole::Scalar, double>);
 static_assert(std::is_same_v<Peephole::value_type, double>);
 static_assert(nn::detail::has_input_projection<PeepholeLSTMCell>::value);
 static_assert(!nn::detail::has_onehot_projection<PeepholeLSTMCell>::value);
