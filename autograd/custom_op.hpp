@@ -110,7 +110,8 @@ Var<T> record_custom_op(const char* op, const std::vector<Var<T>>& inputs, Array
 template <class T, class Forward, class Backward>
 Var<T> custom_op(std::string name, const std::vector<Var<T>>& inputs, Forward&& forward, Backward&& backward) {
   const std::vector<Slot<T>*> slots = detail::custom_op_inputs(name.c_str(), inputs);
-  Array<T> value = std::forward<Forward>(forward)(CustomOpInputs<T>(slots.data(), slots.size()));
+  const CustomOpInputs<T> in(slots.data(), slots.size());
+  Array<T> value = std::forward<Forward>(forward)(in);
   std::shared_ptr<detail::CustomBackward<T>> kept;
   if (grad_enabled())
     kept = std::make_shared<detail::CustomBackwardOf<T, std::decay_t<Backward>>>(std::move(name),
