@@ -267,6 +267,10 @@ int run(const Cli& cli, Training& training) {
   model.eval();
   std::printf("sample (temperature 0.8):\n%s\n", sample(model, vocab, "", 400, 0.8, seed).c_str());
   const double nats = evaluate(model, corpus.ids, corpus.split, n);
+  if (const std::string& out = cli.get_string("export"); !out.empty()) {
+    save_safetensors(model, out, Names::pytorch);
+    std::printf("exported: %s (safetensors, PyTorch names)\n", out.c_str());
+  }
   char last[80];
   std::snprintf(last, sizeof last, "held-out: %.4f nats/char, %.4f bits/char", nats, nats / std::log(2.0));
   return training.finish("char_lm: " + cell + " " + std::to_string(hidden) + ", loss in nats/char", last);
@@ -297,6 +301,8 @@ int main(int argc, char** argv) {
   cli.add_int("sample", 0, "with --resume: print the prime and N sampled characters, then exit", 0);
   cli.add_double("temperature", 1.0, "sampling temperature", 0.0, 100.0, true);
   cli.add_string("prime", "", "text the sample starts with (UTF-8)");
+  cli.add_string("export", "", "after training, write the model to FILE.safetensors under PyTorch's names "
+                 "(embed, rnn, head: see README)");
   cli.parse(argc, argv);
   if (cli.given("sample") && cli.get_string("resume").empty()) {
     std::cerr << kProgram << ": option --sample needs --resume PATH (the checkpoint to sample from)\n"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="${JOBS:-$(nproc)}"
 seconds="${FUZZ_SECONDS:-60}"
-targets=(fuzz_checkpoint fuzz_utf8 fuzz_vocab)
+targets=(fuzz_checkpoint fuzz_safetensors fuzz_utf8 fuzz_vocab)
 
 # clang, and libFuzzer's runtime (libclang_rt.fuzzer) from compiler-rt.
 missing=()

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/xgrad.hpp>
+
 #include "testing.hpp"
 
 namespace fs = std::filesystem;
@@ -222,6 +224,49 @@ TEST_F(Examples, CharLmSamplesOnlyTheTextFromACheckpoint) {
   const Outcome bad = run("char_lm", "--resume " + path("lm.ckpt") + " --sample 5 --prime 'Q'");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("not in the model's vocabulary"), std::string::npos) << bad.err;
+}
+
+// --export writes the trained model under PyTorch's names: it loads back with
+// load_safetensors(Names::pytorch) into the same model as the checkpoint holds, bit for bit, and
+// a resumed run with no steps left exports the same file.
+TEST_F(Examples, CharLmExportsSafetensorsWithPyTorchNames) {
+  using namespace xgrad;
+  write_file(path("text.txt"), tiny_text());
+  const std::string common = "--data " + path("text.txt") + " " + kTinyLm + " --embed 8 --layers 2 --cell lstm";
+  const Outcome r = run("char_lm", common + " --steps 6 --checkpoint " + path("lm.ckpt") + " --export " +
+                                       path("lm.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.all();
+  EXPECT_NE(r.out.find("exported: " + path("lm.safetensors")), std::string::npos) << r.out;
+  EXPECT_EQ(r.last_line().rfind("held-out: ", 0), 0u) << r.last_line();
+
+  const std::size_t V = data::Vocab::deserialize(std::get<std::string>(load_extra(path("lm.ckpt")).at("vocab"))).size();
+  struct CharLm : nn::Module<float> {  // char_lm's model with its names
+    nn::Embedding<float> embed;
+    nn::LSTM<float> rnn;
+    nn::Linear<float> head;
+    explicit CharLm(std::size_t v) : embed(v, 8), rnn(8, 24, nn::LSTMOptions().layers(2)), head(24, v) {
+      register_module("embed", embed);
+      register_module("rnn", rnn);
+      register_module("head", head);
+    }
+  };
+  nn::manual_seed(1);
+  CharLm from_ckpt(V);
+  load(from_ckpt, path("lm.ckpt"));
+  nn::manual_seed(2);
+  CharLm from_export(V);
+  load_safetensors(from_export, path("lm.safetensors"), Names::pytorch);
+  const auto a = from_ckpt.parameters(), b = from_export.parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(std::equal(a[i].value().begin(), a[i].value().end(), b[i].value().begin())) << "parameter " << i;
+  // Under xgrad's names the file does not load: it holds PyTorch's.
+  EXPECT_THROW(load_safetensors(from_export, path("lm.safetensors"), Names::xgrad), CheckpointError);
+
+  const Outcome again = run("char_lm", common + " --steps 6 --resume " + path("lm.ckpt") + " --export " +
+                                           path("again.safetensors"));
+  ASSERT_EQ(again.status, 0) << again.all();
+  EXPECT_EQ(read_file(path("again.safetensors")), read_file(path("lm.safetensors")));
 }
 
 TEST_F(Examples, CharLmBadInputGivesAMessageAndNonZeroExit) {
