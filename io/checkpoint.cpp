@@ -119,6 +119,20 @@ class Writer {
 
 }  // namespace
 
+std::vector<char> detail::read_bytes(const std::string& path, const char* kind) {
+  auto fail_read = [&](const std::string& what) {
+    throw CheckpointError(std::string(kind) + " '" + path + "': " + what);
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail_read(std::string("cannot open: ") + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail_read("is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_read(std::string("cannot open: ") + std::strerror(errno));
+  std::vector<char> bytes(std::istreambuf_iterator<char>(in), {});
+  if (in.bad()) fail_read("read error");
+  return bytes;
+}
+
 // Writes `bytes` to "<path>.tmp", fsyncs, renames it over `path`, fsyncs the directory.
 void detail::write_atomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
@@ -235,13 +249,7 @@ class Reader {
 File read_file(const std::string& path) {
   File f;
   f.path = path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error");
+  f.bytes = detail::read_bytes(path, "checkpoint");
 
   const std::size_t size = f.bytes.size();
   if (size < kHeaderSize)

@@ -25,6 +25,7 @@
 #include <map>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "../optim/optimizer.hpp"
 #include "../layers/module.hpp"
@@ -65,6 +66,8 @@ namespace detail {
 // Writes `bytes` to "<path>.tmp", fsyncs it and renames it over `path` (CheckpointError on
 // failure, the previous file left as it was); shared by the savers in io/.
 void write_atomically(const std::string& path, const std::string& bytes);
+// The whole file; a CheckpointError "<kind> '<path>': ..." if it cannot be read.
+std::vector<char> read_bytes(const std::string& path, const char* kind);
 }  // namespace detail
 
 }  // namespace xgrad

@@ -1,13 +1,8 @@
 #include "safetensors.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -274,13 +269,7 @@ void check_layout(const File& f, std::uint64_t data_size) {
 File read_file(const std::string& path) {
   File f;
   f.path = path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  f.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error");
+  f.bytes = detail::read_bytes(path, "safetensors");
 
   const std::size_t size = f.bytes.size();
   if (size < 8)
