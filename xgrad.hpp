@@ -10,6 +10,7 @@
 #include "autograd/losses.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/dot.hpp"
+#include "autograd/profile.hpp"
 #include "autograd/custom_op.hpp"
 #include "autograd/blas.hpp"
 #include "layers/module.hpp"

@@ -11,6 +11,7 @@
 
 #include <xtensor/xnoalias.hpp>
 
+#include "profile.hpp"
 #include "var.hpp"
 
 namespace xgrad::detail {
@@ -127,12 +128,14 @@ template <class T>
 class OpRecord {
  public:
   OpRecord(const char* op, std::initializer_list<const Var<T>*> inputs) : op_(op) {
+    profile_start();
     bool any = false;
     for (const Var<T>* v : inputs) any = any || v->slot(op).requires_grad;
     start(any);
     for (const Var<T>* v : inputs) add_input(*v);
   }
   OpRecord(const char* op, const std::vector<Var<T>>& inputs) : op_(op) {
+    profile_start();
     bool any = false;
     for (const Var<T>& v : inputs) any = any || v.slot(op).requires_grad;
     start(any);
@@ -158,12 +161,18 @@ class OpRecord {
         for (Slot<T>* s : node_->inputs) shapes.push_back(shape_str(s->value.shape()));
       throw_anomaly(op_, position, "forward value", shapes);
     }
+    if (profile_ != nullptr) profile_forward(profile_, op_, start_, out_->value.size() * sizeof(T));
     if (node_ == nullptr) return Var<T>(std::move(leaf_));
     node_->backward = node_->requires_grad ? backward : nullptr;
     return Var<T>(tape_, tape_->size() - 1);
   }
 
  private:
+  // Off, one thread-local pointer test; on, the clock starts here, after the op's checks.
+  void profile_start() {
+    profile_ = profile_state();
+    if (profile_ != nullptr) start_ = ProfileClock::now();
+  }
   void start(bool any_requires_grad) {
     if (grad_enabled()) {
       tape_ = &Tape<T>::current();
@@ -189,6 +198,8 @@ class OpRecord {
   Node<T>* node_ = nullptr;
   Slot<T>* out_ = nullptr;
   std::shared_ptr<Leaf<T>> leaf_;
+  ProfileState* profile_ = nullptr;
+  ProfileClock::time_point start_;
 };
 
 }  // namespace xgrad::detail

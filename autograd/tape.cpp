@@ -161,6 +161,8 @@ void Tape<T>::backward(std::size_t root) {
   std::fill(r.grad.begin(), r.grad.end(), T(1));
   r.has_grad = true;
   const bool check = anomaly_enabled();
+  detail::ProfileState* profile = detail::profile_state();
+  detail::ProfileClock::time_point start;
   for (std::size_t i = root + 1; i-- > 0;) {
     Node<T>& n = *nodes_[i];
     if (n.backward == nullptr || !n.has_grad) continue;
@@ -168,7 +170,14 @@ void Tape<T>::backward(std::size_t root) {
     // (leaves own theirs and always have has_grad).
     for (Slot<T>* s : n.inputs)
       if (s->requires_grad && !s->has_grad) acquire(s->grad, s->value.size());
+    if (profile != nullptr) start = detail::ProfileClock::now();
     n.backward(n);
+    if (profile != nullptr) {
+      std::size_t bytes = 0;
+      for (Slot<T>* s : n.inputs)
+        if (s->requires_grad) bytes += s->value.size() * sizeof(T);
+      detail::profile_backward(profile, n.op, start, bytes);
+    }
     if (check) {
       for (Slot<T>* s : n.inputs) {
         if (s->requires_grad && s->has_grad && !detail::all_finite(s->grad)) {
