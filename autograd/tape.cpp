@@ -1,6 +1,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 
 #include "record.hpp"
@@ -11,7 +12,42 @@ namespace xgrad {
 namespace {
 thread_local bool tl_grad_enabled = true;
 thread_local bool tl_anomaly = false;
+thread_local int tl_scope = 0;
+
+// Every scope ever opened, id - 1 as index; a (parent, name) pair is interned once.
+struct ScopeTable {
+  std::mutex mutex;
+  std::vector<detail::ScopeInfo> scopes;
+  std::map<std::pair<int, std::string>, int> ids;
+  static ScopeTable& instance() {
+    static auto* table = new ScopeTable;  // never destroyed: thread exits may come after static destruction
+    return *table;
+  }
+};
 }  // namespace
+
+NameScope::NameScope(const std::string& name) : previous_(tl_scope) {
+  ScopeTable& table = ScopeTable::instance();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  auto [it, fresh] = table.ids.try_emplace({previous_, name}, static_cast<int>(table.scopes.size()) + 1);
+  if (fresh) {
+    const std::string label = previous_ == 0 ? name : table.scopes[previous_ - 1].label + " " + name;
+    table.scopes.push_back({name, label, previous_});
+  }
+  tl_scope = it->second;
+}
+NameScope::~NameScope() { tl_scope = previous_; }
+
+namespace detail {
+int current_scope() { return tl_scope; }
+ScopeInfo scope_info(int id) {
+  ScopeTable& table = ScopeTable::instance();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  if (id <= 0 || static_cast<std::size_t>(id) > table.scopes.size())
+    throw Error("scope_info: no scope has id " + std::to_string(id));
+  return table.scopes[id - 1];
+}
+}  // namespace detail
 
 bool grad_enabled() { return tl_grad_enabled; }
 bool anomaly_enabled() { return tl_anomaly; }
@@ -88,6 +124,7 @@ Node<T>& Tape<T>::push(const char* op) {
   n.has_grad = false;
   n.retain = false;
   n.released = false;
+  n.scope = tl_scope;
   return n;
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -67,6 +68,7 @@ struct Node : Slot<T> {
   // to the tape's pool as soon as the node's own backward has used it.
   bool retain = false;
   bool released = false;  // the gradient was handed back to the pool in the last sweep
+  int scope = 0;          // the NameScope the op was recorded in (0: none), for graph export
 
   Slot<T>& in(std::size_t i) { return *inputs[i]; }
 };
@@ -134,6 +136,33 @@ class NoGradGuard {
  private:
   bool previous_;
 };
+
+// Names the ops recorded on this thread while it lives, for to_dot, which draws each scope as a
+// cluster. Scopes nest: NameScope("layer 0") around NameScope("t=2") gives "layer 0 t=2", a
+// cluster inside "layer 0". Costs an int stored per node; the name is looked up once, here.
+class NameScope {
+ public:
+  explicit NameScope(const std::string& name);
+  ~NameScope();
+  NameScope(const NameScope&) = delete;
+  NameScope& operator=(const NameScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+namespace detail {
+// A scope: its own name, its full label (the enclosing scopes' names first) and its parent (0
+// for none). Ids are shared by all threads and stay valid for the life of the process; the same
+// name inside the same parent always gets the same id.
+struct ScopeInfo {
+  std::string name;
+  std::string label;
+  int parent = 0;
+};
+int current_scope();
+ScopeInfo scope_info(int id);
+}  // namespace detail
 
 // Under this guard the first NaN or Inf in any op's forward value or gradient throws an
 // AnomalyError naming the op, its position on the tape and its inputs' shapes.

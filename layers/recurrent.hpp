@@ -415,6 +415,8 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<Scalar>* 
     for (std::size_t d = 0; d < directions_; ++d) {
       const std::size_t i = k * directions_ + d;
       State state = initial.empty() ? cells_[i]->zero_state(m) : initial[i];
+      // to_dot draws this direction's ops as a cluster, each step's as one inside it.
+      const NameScope scope("layer " + std::to_string(k) + (d == 1 ? " reverse" : ""));
       outputs.push_back(run_direction(*cells_[i], in, in_ids, steps, m, state, d == 1, lengths,
                                       drops.empty() ? nullptr : &drops[i]));
       final_state.push_back(state);
@@ -456,6 +458,7 @@ Var<typename Recurrent<Cell>::Scalar> Recurrent<Cell>::run_direction(const Cell&
   bool checked = false;  // the cell's hidden output checked once, at its first step
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t t = reverse ? steps - 1 - s : s;
+    const NameScope step_scope("t=" + std::to_string(t + 1));  // steps named from 1, as in the notation a⟨1⟩
     std::size_t active = m;
     if (!lengths.empty()) {
       active = 0;
