@@ -499,19 +499,31 @@ TEST_F(SafetensorsTest, UnfittingPyTorchFilesNameTheTensor) {
   EXPECT_TRUE(same_bits(before, values_of(m)));
 }
 
-// With XGRAD_SAFETENSORS_EXPORT=DIR, writes xgrad-initialised models under PyTorch names and
-// their outputs on make_files.py's inputs, for tests/data/safetensors/check_export.py.
+// Writes xgrad-initialised models under PyTorch names and their outputs on make_files.py's
+// inputs, into XGRAD_SAFETENSORS_EXPORT=DIR for tests/data/safetensors/check_export.py (which
+// loads them into PyTorch strictly), else into a scratch directory; either way each written
+// file must load back into a fresh model of the same kind and give the same outputs.
 TEST(SafetensorsExport, WritesModelsForPyTorch) {
-  const char* dir = std::getenv("XGRAD_SAFETENSORS_EXPORT");
-  if (!dir) GTEST_SKIP() << "XGRAD_SAFETENSORS_EXPORT not set";
+  const char* env = std::getenv("XGRAD_SAFETENSORS_EXPORT");
+  const std::filesystem::path dir =
+      env ? std::filesystem::path(env) : std::filesystem::temp_directory_path() / "xgrad_safetensors_export";
+  std::filesystem::create_directories(dir);
   auto write = [&](const auto& model, const std::string& name, const std::string& inputs_of) {
     clear_tape();
-    save_safetensors(model, std::string(dir) + "/" + name + ".safetensors", Names::pytorch);
+    const std::string file = (dir / (name + ".safetensors")).string();
+    save_safetensors(model, file, Names::pytorch);
     const Json ref = read_json(kData / (inputs_of + ".json"));
     Json out;
     out["input"] = ref["input"];
-    for (const auto& [k, v] : outputs(model, ref["input"])) out[k] = json_of(v);
-    std::ofstream(std::string(dir) + "/" + name + ".json") << out.dump();
+    const auto written = outputs(model, ref["input"]);
+    for (const auto& [k, v] : written) out[k] = json_of(v);
+    std::ofstream(dir / (name + ".json")) << out.dump();
+    using Model = std::decay_t<decltype(model)>;
+    Model fresh;
+    load_safetensors(fresh, file, Names::pytorch);
+    const auto reread = outputs(fresh, ref["input"]);
+    ASSERT_EQ(reread.size(), written.size()) << name;
+    for (const auto& [k, v] : written) EXPECT_EQ(json_of(reread.at(k)), json_of(v)) << name << " " << k;
   };
   nn::manual_seed(21);
   write(LSTMModel<double>(), "lstm_f64", "lstm_f64");
