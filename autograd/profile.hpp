@@ -34,7 +34,8 @@ struct OpProfile {
   std::size_t backward_calls = 0;  // backward rules run in sweeps
   double backward_seconds = 0;
   std::size_t value_bytes = 0;     // bytes of the output values the forward calls produced
-  std::size_t grad_bytes = 0;      // bytes of the gradients the backward calls wrote to inputs
+  std::size_t grad_bytes = 0;      // bytes of the inputs' gradient buffers the backward calls sent
+                                   // to (a whole buffer, even where the op fills a slice: select)
   double total_seconds() const { return forward_seconds + backward_seconds; }
 };
 
