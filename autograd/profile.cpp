@@ -13,7 +13,7 @@ namespace xgrad {
 
 namespace detail {
 
-thread_local ProfileState* tl_profile = nullptr;
+thread_local ProfileState* tl_profile XGRAD_TLS_INITIAL_EXEC = nullptr;
 
 struct ProfileState {
   std::unordered_map<std::string, OpProfile> ops;

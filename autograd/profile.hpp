@@ -78,7 +78,14 @@ namespace detail {
 using ProfileClock = std::chrono::steady_clock;
 
 // The innermost recording Profile of this thread, or null: the only thing an op reads when off.
-extern thread_local ProfileState* tl_profile;
+// Initial-exec: read at a fixed offset from the thread pointer, even in position-independent
+// code, instead of through a call to __tls_get_addr.
+#if defined(__GNUC__)
+#define XGRAD_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
+#else
+#define XGRAD_TLS_INITIAL_EXEC
+#endif
+extern thread_local ProfileState* tl_profile XGRAD_TLS_INITIAL_EXEC;
 
 inline ProfileState* profile_state() { return tl_profile; }
 // Adds one call of `op` to `state` and the Profiles around it.

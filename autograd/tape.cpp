@@ -12,7 +12,7 @@ namespace xgrad {
 namespace {
 thread_local bool tl_grad_enabled = true;
 thread_local bool tl_anomaly = false;
-thread_local int tl_scope = 0;
+thread_local int tl_scope XGRAD_TLS_INITIAL_EXEC = 0;
 
 // Every scope ever opened, id - 1 as index; a (parent, name) pair is interned once.
 struct ScopeTable {
