@@ -23,6 +23,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "fuzz_files.hpp"
+
 using namespace xgrad;
 
 namespace {
@@ -257,15 +259,10 @@ void expect_extra_from_file(const CheckpointExtra& extra, const std::vector<Rec>
   if (extra.size() != n) bug("load returned extra values that are not in the file");
 }
 
-std::string temp_path() {
-  const char* dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  return std::string(dir) + "/xgrad_fuzz_checkpoint." + std::to_string(getpid());
-}
+std::string temp_path() { return xgrad::fuzz::temp_path("fuzz_checkpoint"); }
 
 void write_file(const std::string& path, const std::string& bytes) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f || std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() || std::fclose(f) != 0)
-    bug("cannot write " + path);
+  if (!xgrad::fuzz::write_file(path, bytes)) bug("cannot write " + path);
 }
 
 struct Fixture {
