@@ -4,13 +4,16 @@
 //   W1 RNN H=128 B=32 T=64 Adam      W2 RNN H=512 B=32 T=64 Adam
 //   W3 LSTM H=256 B=32 T=64 Adam     W4 RNN H=100 B=1 T=25 Adagrad (min-char-rnn)
 //   W5 sampling 2,000 characters, B=1, from W4's model (counter us_per_char).
+//   S1 GRU H=64 B=32 T=20 Adam: a small model, where threads cost more than they bring.
 // Counters: tokens_per_s (B·T per step); tape_MB, the tape's memory_bytes() after the backward
 // of a step (everything the tape holds: values, gradients and saved arrays of every node,
-// storage kept for reuse included); rss_MB, the peak resident set of the process minus its
-// resident set before the model was built (run one workload per process for this to mean
-// something: --benchmark_filter=W2).
+// storage kept for reuse included); kept_MB, what backward must keep (bench/README.md, "How
+// things are counted"); rss_MB, the peak resident set of the process minus its resident set
+// before the model was built (run one workload per process for this to mean something:
+// --benchmark_filter=^W2/). MB here are MiB.
 //
-// Run one workload: bench_workloads --benchmark_filter=W3 --threads 2 --benchmark_format=json
+// Run one workload: bench_workloads --benchmark_filter=^W3/ --threads 2 --benchmark_format=json
+// --threads default leaves the thread count to the library, as a program that never sets one.
 #include <benchmark/benchmark.h>
 
 #include <sys/resource.h>
@@ -22,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include <xgrad/xgrad.hpp>
@@ -75,6 +79,17 @@ struct CharModel {
   }
 };
 
+// Floats per batch row and time step that the backward of a cell must keep: what its rules read
+// and cannot recompute from their inputs' gradients alone. RNN: a (tanh's rule reads its output,
+// the weight gradient a_{t-1}). LSTM: the four gates, c, tanh(c) and a. GRU: z, r, n, a and the
+// recurrent product's candidate part (r multiplies it).
+template <class Layer>
+constexpr std::size_t kept_per_unit() {
+  if constexpr (std::is_same_v<Layer, nn::LSTM<float>>) return 7;
+  else if constexpr (std::is_same_v<Layer, nn::GRU<float>>) return 5;
+  else return 1;
+}
+
 template <class Layer, class Opt>
 void train_workload(benchmark::State& state, std::size_t hidden, std::size_t m, std::size_t steps, double lr) {
   clear_tape();
@@ -94,6 +109,9 @@ void train_workload(benchmark::State& state, std::size_t hidden, std::size_t m, 
   state.counters["tokens_per_s"] =
       benchmark::Counter(double(steps * m), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tape_MB"] = tape_mb;
+  // Per step and row the cell's kept floats, plus the softmax of the T·m logits rows.
+  const double kept_floats = double(steps * m) * double(kept_per_unit<Layer>() * hidden + kVocab);
+  state.counters["kept_MB"] = kept_floats * sizeof(float) / (1024.0 * 1024.0);
   state.counters["rss_MB"] = rss_peak_mb() - g_rss_start_mb;
 }
 
@@ -101,6 +119,7 @@ void W1(benchmark::State& s) { train_workload<nn::RNN<float>, optim::Adam<float>
 void W2(benchmark::State& s) { train_workload<nn::RNN<float>, optim::Adam<float>>(s, 512, 32, 64, 2e-3); }
 void W3(benchmark::State& s) { train_workload<nn::LSTM<float>, optim::Adam<float>>(s, 256, 32, 64, 2e-3); }
 void W4(benchmark::State& s) { train_workload<nn::RNN<float>, optim::Adagrad<float>>(s, 100, 1, 25, 1e-1); }
+void S1(benchmark::State& s) { train_workload<nn::GRU<float>, optim::Adam<float>>(s, 64, 32, 20, 2e-3); }
 
 // W5: 2,000 characters, each fed back as the next input, sampled from the softmax.
 void W5(benchmark::State& state) {
@@ -133,19 +152,22 @@ void W5(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(W1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
-BENCHMARK(W2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
-BENCHMARK(W3)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
-BENCHMARK(W4)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
-BENCHMARK(W5)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+// No MinTime here: one set per benchmark would override --benchmark_min_time (default 0.5 s).
+BENCHMARK(W1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(W4)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(W5)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(S1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 int main(int argc, char** argv) {
-  // --threads N sets OpenBLAS's thread count (before Google Benchmark sees the flags).
+  // --threads N sets OpenBLAS's thread count (before Google Benchmark sees the flags);
+  // --threads default sets none, so the library's own choice is what runs.
   g_rss_start_mb = rss_now_mb();
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      blas::set_num_threads(std::atoi(argv[++i]));
+      if (std::strcmp(argv[++i], "default") != 0) blas::set_num_threads(std::atoi(argv[i]));
       continue;
     }
     args.push_back(argv[i]);
