@@ -1,5 +1,6 @@
-// OpenBLAS's single-precision GEMM rate at the shapes the workloads use: the denominator of the
-// "GEMM floor" that bench/compare prints. Arguments: M, N, K, trans_a, trans_b (row-major,
+// OpenBLAS's single-precision GEMM rate: at 1024³, the machine's peak that bench/compare divides
+// a step's flops by ("of peak"), and at the shapes the workloads use, to see how far below the
+// peak their small products run. Arguments: M, N, K, trans_a, trans_b (row-major,
 // C (M, N) = op(A) (M, K) · op(B) (K, N), beta = 1 as the engine accumulates gradients).
 // Counter GFLOPs = 2·M·N·K per call. Thread count: OPENBLAS_NUM_THREADS or --threads N.
 #include <benchmark/benchmark.h>
@@ -46,7 +47,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
   rnn(32, 256, 1024, 2048);  // W3
   rnn(1, 100, 100, 25);      // W4
   b->Args({1, 65, 100, 0, 1});  // W5 output layer, one character
-  b->Args({1024, 1024, 1024, 0, 0});
+  b->Args({1024, 1024, 1024, 0, 0});  // the peak
 }
 
 }  // namespace
