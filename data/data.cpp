@@ -367,6 +367,56 @@ SplitSizes split_sizes(std::size_t n, double valid_fraction, double test_fractio
   return s;
 }
 
+Shard shard(std::size_t n, int rank, int world) {
+  if (world < 1) throw DataError("shard: the number of ranks must be at least 1, not " + std::to_string(world));
+  if (rank < 0 || rank >= world)
+    throw DataError("shard: rank " + std::to_string(rank) + " is outside [0, " + std::to_string(world) + ")");
+  if (n < std::size_t(world))
+    throw DataError("shard: " + std::to_string(n) + " items cannot be shared by " + std::to_string(world) +
+                    " ranks (each needs at least one)");
+  const std::size_t w = std::size_t(world), r = std::size_t(rank), base = n / w, extra = n % w;
+  Shard s;
+  s.begin = r * base + std::min(r, extra);
+  s.end = s.begin + base + (r < extra ? 1 : 0);
+  return s;
+}
+
+namespace {
+// Columns [s.begin, s.end) of each of the `steps` rows of a time-major (T, B) array.
+std::vector<int> columns(const std::vector<int>& a, std::size_t steps, std::size_t batch, Shard s) {
+  std::vector<int> out;
+  out.reserve(steps * s.size());
+  for (std::size_t t = 0; t < steps; ++t)
+    out.insert(out.end(), a.begin() + long(t * batch + s.begin), a.begin() + long(t * batch + s.end));
+  return out;
+}
+
+// A (T, B) batch with the same T and the B of the shard, its arrays still to fill.
+template <class Batch>
+Batch empty_share(const Batch& batch, Shard s) {
+  Batch out;
+  out.steps = batch.steps;
+  out.batch = s.size();
+  return out;
+}
+}  // namespace
+
+SequenceBatch shard_of(const SequenceBatch& batch, int rank, int world) {
+  const Shard s = shard(batch.batch, rank, world);
+  SequenceBatch out = empty_share(batch, s);
+  out.inputs = columns(batch.inputs, batch.steps, batch.batch, s);
+  out.targets = columns(batch.targets, batch.steps, batch.batch, s);
+  return out;
+}
+
+PaddedBatch shard_of(const PaddedBatch& batch, int rank, int world) {
+  const Shard s = shard(batch.batch, rank, world);
+  PaddedBatch out = empty_share(batch, s);
+  out.ids = columns(batch.ids, batch.steps, batch.batch, s);
+  out.lengths.assign(batch.lengths.begin() + long(s.begin), batch.lengths.begin() + long(s.end));
+  return out;
+}
+
 template Array<float> PaddedBatch::mask<float>() const;
 template Array<double> PaddedBatch::mask<double>() const;
 template Array<float> one_hot(const std::vector<int>&, std::size_t);

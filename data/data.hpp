@@ -1,5 +1,6 @@
 // Sequence data: a character vocabulary over Unicode code points, streams of T-step segments
-// for truncated BPTT, padded batches with lengths, deterministic shuffling, and splits.
+// for truncated BPTT, padded batches with lengths, deterministic shuffling, splits, and each
+// rank's share of the data for data-parallel training.
 // Every error is a DataError whose message carries the offending values.
 #pragma once
 
@@ -175,5 +176,29 @@ Splits<V> split(const std::vector<V>& items, double valid_fraction, double test_
   out.test.assign(b + s.train + s.valid, items.end());
   return out;
 }
+
+// ---- shares for data-parallel training (xgrad::dist; these need no MPI)
+
+// Items [begin, end) of a list.
+struct Shard {
+  std::size_t begin = 0, end = 0;
+  std::size_t size() const { return end - begin; }
+};
+// Rank r's contiguous share of n items among `world` ranks: ⌊n/world⌋ items each and one more
+// for each of the first n mod world ranks, in rank order, so the shares tile [0, n) and differ
+// in size by at most one. world < 1, rank outside [0, world) and n < world (a rank with nothing
+// to compute a loss on) are DataErrors.
+Shard shard(std::size_t n, int rank, int world);
+
+// Rank r's share of a list (e.g. of minibatches or examples), as shard() cuts it.
+template <class V>
+std::vector<V> shard_of(const std::vector<V>& items, int rank, int world) {
+  const Shard s = shard(items.size(), rank, world);
+  return std::vector<V>(items.begin() + long(s.begin), items.begin() + long(s.end));
+}
+// Rank r's share of a batch's B streams (or examples): the columns [begin, end) of every step,
+// with their targets (or lengths); the steps T stay those of the whole batch.
+SequenceBatch shard_of(const SequenceBatch& batch, int rank, int world);
+PaddedBatch shard_of(const PaddedBatch& batch, int rank, int world);
 
 }  // namespace xgrad::data
