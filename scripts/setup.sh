@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake make g++ pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libgtest-dev libgmock-dev
-          libbenchmark-dev nlohmann-json3-dev graphviz fortunes wamerican wngerman wfrench wspanish witalian wportuguese wdutch wswedish)
+          libbenchmark-dev nlohmann-json3-dev graphviz libopenmpi-dev openmpi-bin fortunes wamerican wngerman wfrench wspanish witalian wportuguese wdutch wswedish)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
