@@ -11,6 +11,7 @@
 #include "autograd/gradcheck.hpp"
 #include "autograd/dot.hpp"
 #include "autograd/profile.hpp"
+#include "autograd/grad_report.hpp"
 #include "autograd/custom_op.hpp"
 #include "autograd/blas.hpp"
 #include "layers/module.hpp"

@@ -200,8 +200,12 @@ void Tape<T>::backward(std::size_t root) {
   const bool check = anomaly_enabled();
   detail::ProfileState* profile = detail::profile_state();
   detail::ProfileClock::time_point start;
+  detail::SweepObserver<T>* const observers = detail::sweep_observers<T>();
+  for (detail::SweepObserver<T>* o = observers; o != nullptr; o = o->next) o->sweep_started(*this, root);
   for (std::size_t i = root + 1; i-- > 0;) {
     Node<T>& n = *nodes_[i];
+    if (observers != nullptr)
+      for (detail::SweepObserver<T>* o = observers; o != nullptr; o = o->next) o->node_done(i, n);
     if (n.backward == nullptr || !n.has_grad) continue;
     // Inputs that are nodes and receive their first gradient take a buffer from the pool
     // (leaves own theirs and always have has_grad).
@@ -234,6 +238,14 @@ void clear_tape() {
 }
 
 namespace detail {
+
+template <class T>
+SweepObserver<T>*& sweep_observers() {
+  thread_local SweepObserver<T>* head = nullptr;
+  return head;
+}
+template SweepObserver<float>*& sweep_observers<float>();
+template SweepObserver<double>*& sweep_observers<double>();
 
 void throw_anomaly(const char* op, std::size_t position, const char* where,
                    const std::vector<std::string>& input_shapes) {

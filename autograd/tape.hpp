@@ -162,6 +162,22 @@ struct ScopeInfo {
 };
 int current_scope();
 ScopeInfo scope_info(int id);
+
+// Told by the backward sweeps of this thread's tapes of T about every node the sweep reaches,
+// at the moment its gradient is final (all the nodes after it have sent theirs). Registered in a
+// per-thread list (GradReport does); the sweep reads the list once, so with none registered a
+// node pays one well-predicted branch on a local and the recording of ops pays nothing.
+template <class T>
+struct SweepObserver {
+  SweepObserver* next = nullptr;
+  virtual ~SweepObserver() = default;
+  virtual void sweep_started(const Tape<T>& tape, std::size_t root) = 0;
+  // Node i of the sweeping tape, its gradient final (has_grad false: no gradient reached it).
+  virtual void node_done(std::size_t i, const Node<T>& node) = 0;
+};
+// The head of this thread's list of observers of T's sweeps.
+template <class T>
+SweepObserver<T>*& sweep_observers();
 }  // namespace detail
 
 // Under this guard the first NaN or Inf in any op's forward value or gradient throws an

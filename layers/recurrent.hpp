@@ -65,6 +65,7 @@
 #include <utility>
 #include <vector>
 
+#include "../autograd/grad_report.hpp"
 #include "../autograd/ops.hpp"
 #include "../autograd/ops_detail.hpp"
 #include "../autograd/options.hpp"
@@ -275,10 +276,12 @@ class Recurrent : public Module<detail::cell_scalar_t<Cell>> {
   Result run_layers(const Var<Scalar>* x, const std::vector<int>* ids, std::size_t m, const std::vector<State>& initial,
                     const std::vector<int>& lengths) const;
   // One layer in one direction: input (T, m, n_in), or one-hot ids (T·m) when ids is given,
-  // -> outputs (T, m, n_a) and the final state; drop: the recurrent-dropout mask (m, n_a) or null.
+  // -> outputs (T, m, n_a) and the final state; drop: the recurrent-dropout mask (m, n_a) or null;
+  // report: told each step's new state (as layer `layer`) when a GradReport watches this layer.
   Var<Scalar> run_direction(const Cell& cell, const Var<Scalar>* input, const std::vector<int>* ids,
                             std::size_t steps, std::size_t m, State& state, bool reverse,
-                            const std::vector<int>& lengths, const Var<Scalar>* drop) const;
+                            const std::vector<int>& lengths, const Var<Scalar>* drop,
+                            xgrad::detail::GradReportForward& report, std::size_t layer) const;
 
   const char* name_;
   std::size_t n_x_, n_a_, layers_, directions_;
@@ -408,6 +411,8 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<Scalar>* 
       drops.push_back(constant<Scalar>(detail::dropout_mask<Scalar>({m, n_a_}, recurrent_dropout_)));
   std::vector<State> final_state;
   Var<Scalar> input;  // (T, m, n_in); layer 0 reads *x or ids
+  xgrad::detail::GradReportForward report(this, layers_, directions_, steps, state_size<State>,
+                                          &detail::state_field_name<State>);
   for (std::size_t k = 0; k < layers_; ++k) {
     std::vector<Var<Scalar>> outputs;
     const Var<Scalar>* in = k == 0 ? x : &input;
@@ -418,7 +423,7 @@ typename Recurrent<Cell>::Result Recurrent<Cell>::run_layers(const Var<Scalar>* 
       // to_dot draws this direction's ops as a cluster, each step's as one inside it.
       const NameScope scope("layer " + std::to_string(k) + (d == 1 ? " reverse" : ""));
       outputs.push_back(run_direction(*cells_[i], in, in_ids, steps, m, state, d == 1, lengths,
-                                      drops.empty() ? nullptr : &drops[i]));
+                                      drops.empty() ? nullptr : &drops[i], report, k));
       final_state.push_back(state);
     }
     Var<Scalar> y = outputs.size() == 1 ? outputs[0] : concat(outputs, 2);  // (T, m, directions·n_a)
@@ -438,7 +443,9 @@ Var<typename Recurrent<Cell>::Scalar> Recurrent<Cell>::run_direction(const Cell&
                                                                      const std::vector<int>* ids, std::size_t steps,
                                                                      std::size_t m, State& state, bool reverse,
                                                                      const std::vector<int>& lengths,
-                                                                     const Var<Scalar>* drop) const {
+                                                                     const Var<Scalar>* drop,
+                                                                     xgrad::detail::GradReportForward& report,
+                                                                     std::size_t layer) const {
   // Dense input: all T input projections in one GEMM, (T·m, n_in) -> (T, m, G), each step
   // selecting its block (a cell without input_projection gets its x_t). One-hot ids: each step
   // gathers its own block (no product, no copy).
@@ -478,6 +485,13 @@ Var<typename Recurrent<Cell>::Scalar> Recurrent<Cell>::run_direction(const Cell&
     State next = drop ? cell.step(px_t, with_hidden(state, hidden_of(state) * *drop)) : cell.step(px_t, state);
     if (!checked) detail::check_matrix(name_, "the cell's hidden output", hidden_of(next), m, n_a_);
     checked = true;
+    if (report.active())  // the cell's own new state, before blending: its gradient is ∂L/∂s_t
+      detail::for_each_index(
+          [&](auto f) {
+            constexpr std::size_t k = decltype(f)::value;
+            report.step(layer, reverse ? 1 : 0, t, k, std::get<k>(StateTraits<State>::fields(next)));
+          },
+          std::make_index_sequence<state_size<State>>{});
     if (active == m) {
       outputs[t] = hidden_of(next);
       state = std::move(next);
