@@ -1,24 +1,121 @@
 #include "blas.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+
 #include <cblas.h>
 
+#include "errors.hpp"
+
 namespace xgrad::blas {
+namespace {
 
-void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
-          const float* A, const float* B, float beta, float* C) {
-  const auto m = static_cast<blasint>(M), n = static_cast<blasint>(N), k = static_cast<blasint>(K);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, A, trans_a ? m : k, B, trans_b ? k : n, beta, C, n);
+// The default bound: what OpenBLAS started with (it reads OPENBLAS_NUM_THREADS, else one per
+// core), read once before this file ever changes the setting.
+int default_threads() {
+  static const int n = [] {
+    const int v = openblas_get_num_threads();
+    return v > 0 ? v : int(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return n;
 }
 
-void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, double alpha,
-          const double* A, const double* B, double beta, double* C) {
-  const auto m = static_cast<blasint>(M), n = static_cast<blasint>(N), k = static_cast<blasint>(K);
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, A, trans_a ? m : k, B, trans_b ? k : n, beta, C, n);
+std::atomic<int> g_bound{0};    // the user's bound; 0: the default
+std::atomic<int> g_current{0};  // OpenBLAS's setting as this file last made it; 0: not yet
+
+// Sets OpenBLAS's thread count for the next product, calling into OpenBLAS only on a change.
+void use_threads(std::size_t M, std::size_t N, std::size_t K) {
+  const int n = threads_for(2.0 * double(M) * double(N) * double(K));
+  if (g_current.load(std::memory_order_relaxed) != n) {
+    openblas_set_num_threads(n);
+    g_current.store(n, std::memory_order_relaxed);
+  }
 }
 
-void set_num_threads(int n) { openblas_set_num_threads(n); }
-int num_threads() { return openblas_get_num_threads(); }
+// C (M, N) = beta·C, the whole product when K = 0 (BLAS would reject the leading dimension 0).
+template <class T>
+void scale(std::size_t count, T beta, T* C) {
+  if (beta == T(0))
+    for (std::size_t i = 0; i < count; ++i) C[i] = T(0);
+  else if (beta != T(1))
+    for (std::size_t i = 0; i < count; ++i) C[i] *= beta;
+}
+
+// The OpenBLAS entry points of one element type, so that the routing below is written once.
+template <class T>
+struct Cblas;
+template <>
+struct Cblas<float> {
+  static constexpr auto gemm = cblas_sgemm, gemv = cblas_sgemv, ger = cblas_sger;
+};
+template <>
+struct Cblas<double> {
+  static constexpr auto gemm = cblas_dgemm, gemv = cblas_dgemv, ger = cblas_dger;
+};
+
+template <class T>
+void product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A,
+             const T* B, T beta, T* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale(M * N, beta, C);
+  use_threads(M, N, K);
+  const auto m = static_cast<blasint>(M), n = static_cast<blasint>(N), k = static_cast<blasint>(K);
+  // A vector operand of length K is contiguous whichever way it is transposed: op(A) (1, K) is
+  // stored (1, K) or (K, 1); op(B) (K, 1) likewise. C (1, N) or (M, 1) is contiguous too.
+  // beta = 0 zero-fills first so that C is never read, as GEMM guarantees.
+  if (M == 1) {
+    // cᵀ = op(B)ᵀ·a: B stored (K, N) is read transposed, B stored (N, K) as it is.
+    if (beta == T(0)) scale(N, beta, C);
+    if (trans_b)
+      Cblas<T>::gemv(CblasRowMajor, CblasNoTrans, n, k, alpha, B, k, A, 1, beta, C, 1);
+    else
+      Cblas<T>::gemv(CblasRowMajor, CblasTrans, k, n, alpha, B, n, A, 1, beta, C, 1);
+    return;
+  }
+  if (N == 1) {
+    // c = op(A)·b: A stored (M, K) as it is, A stored (K, M) transposed.
+    if (beta == T(0)) scale(M, beta, C);
+    if (trans_a)
+      Cblas<T>::gemv(CblasRowMajor, CblasTrans, k, m, alpha, A, m, B, 1, beta, C, 1);
+    else
+      Cblas<T>::gemv(CblasRowMajor, CblasNoTrans, m, k, alpha, A, k, B, 1, beta, C, 1);
+    return;
+  }
+  if (K == 1) {
+    // C = beta·C + alpha·a·bᵀ, a = op(A) (M, 1) and b = op(B) (1, N) both contiguous.
+    scale(M * N, beta, C);
+    Cblas<T>::ger(CblasRowMajor, m, n, alpha, A, 1, B, 1, C, n);
+    return;
+  }
+  Cblas<T>::gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                 alpha, A, trans_a ? m : k, B, trans_b ? k : n, beta, C, n);
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+          const float* B, float beta, float* C) {
+  product(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+}
+
+void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A,
+          const double* B, double beta, double* C) {
+  product(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+}
+
+void set_num_threads(int n) {
+  if (n < 0) throw ValueError("blas::set_num_threads: thread count must be >= 0, got " + std::to_string(n));
+  default_threads();  // read OpenBLAS's own default before the first change
+  g_bound.store(n, std::memory_order_relaxed);
+}
+
+int num_threads() {
+  const int n = g_bound.load(std::memory_order_relaxed);
+  return n > 0 ? n : default_threads();
+}
+
+int threads_for(double flops) { return flops < kParallelFlops ? 1 : num_threads(); }
 
 }  // namespace xgrad::blas

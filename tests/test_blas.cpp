@@ -1,0 +1,132 @@
+// blas::gemm against a naive loop in long double at every transpose combination, at the shapes
+// that take the vector paths (M = 1, N = 1: GEMV; K = 1: GER; K = 0) and the GEMM path, with
+// alpha and beta, in float and double; the thread bound and the per-product thread choice.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <xgrad/autograd/blas.hpp>
+#include <xgrad/autograd/errors.hpp>
+
+namespace {
+
+using xgrad::blas::gemm;
+
+// C (M, N) = alpha·op(A)·op(B) + beta·C with A stored (M, K) or (K, M), B (K, N) or (N, K).
+template <class T>
+std::vector<T> naive(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const std::vector<T>& A,
+                     const std::vector<T>& B, T beta, const std::vector<T>& C) {
+  std::vector<T> out(M * N);
+  for (std::size_t i = 0; i < M; ++i)
+    for (std::size_t j = 0; j < N; ++j) {
+      long double s = 0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const long double a = ta ? A[k * M + i] : A[i * K + k];
+        const long double b = tb ? B[j * K + k] : B[k * N + j];
+        s += a * b;
+      }
+      const long double c = beta == T(0) ? 0.0L : static_cast<long double>(beta) * C[i * N + j];
+      out[i * N + j] = static_cast<T>(static_cast<long double>(alpha) * s + c);
+    }
+  return out;
+}
+
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::mt19937& gen) {
+  std::uniform_real_distribution<T> u(-1, 1);
+  std::vector<T> v(n);
+  for (T& x : v) x = u(gen);
+  return v;
+}
+
+struct Shape {
+  std::size_t M, N, K;
+};
+
+// Every path of gemm: vectors on either side, outer products, a dot product, empty sums, and
+// products large enough to be split over threads.
+const Shape kShapes[] = {{1, 1, 1},  {1, 7, 5},   {1, 65, 100}, {9, 1, 6},   {100, 1, 100}, {1, 1, 33},
+                         {8, 5, 1},  {100, 65, 1}, {1, 9, 1},    {7, 1, 1},   {4, 6, 0},     {1, 5, 0},
+                         {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}};
+const std::pair<double, double> kScalars[] = {{1, 0}, {1, 1}, {0.5, -2}, {-1.5, 0.25}, {0, 1}};
+
+template <class T>
+void check_all_paths(T tolerance) {
+  std::mt19937 gen(7);
+  for (const Shape& s : kShapes)
+    for (int t = 0; t < 4; ++t)
+      for (const auto& [alpha_d, beta_d] : kScalars) {
+        const bool ta = t & 1, tb = t & 2;
+        const T alpha = T(alpha_d), beta = T(beta_d);
+        const auto A = random_vector<T>(s.M * s.K, gen), B = random_vector<T>(s.K * s.N, gen);
+        std::vector<T> C = random_vector<T>(s.M * s.N, gen);
+        const std::vector<T> expected = naive(ta, tb, s.M, s.N, s.K, alpha, A, B, beta, C);
+        // beta = 0 must not read C: a NaN there must not reach the result.
+        if (beta == T(0) && !C.empty()) C[0] = std::numeric_limits<T>::quiet_NaN();
+        gemm(ta, tb, s.M, s.N, s.K, alpha, A.data(), B.data(), beta, C.data());
+        for (std::size_t i = 0; i < C.size(); ++i)
+          ASSERT_NEAR(C[i], expected[i], tolerance * T(s.K + 1))
+              << "M=" << s.M << " N=" << s.N << " K=" << s.K << " trans_a=" << ta << " trans_b=" << tb
+              << " alpha=" << alpha << " beta=" << beta << " element " << i;
+      }
+}
+
+TEST(Gemm, FloatMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<float>(2e-6f); }
+TEST(Gemm, DoubleMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<double>(1e-14); }
+
+// The vector paths give the same sums as GEMM: y = W·x (M = 1 with B transposed, as Linear
+// does it) equals the same product computed with one extra row, which takes GEMM.
+TEST(Gemm, VectorProductEqualsTheSameRowOfAMatrixProduct) {
+  std::mt19937 gen(3);
+  const std::size_t N = 65, K = 100;
+  const auto W = random_vector<float>(N * K, gen), X = random_vector<float>(2 * K, gen);
+  std::vector<float> one(N, 0.f), two(2 * N, 0.f);
+  gemm(false, true, 1, N, K, 1.f, X.data(), W.data(), 0.f, one.data());
+  gemm(false, true, 2, N, K, 1.f, X.data(), W.data(), 0.f, two.data());
+  for (std::size_t j = 0; j < N; ++j) EXPECT_NEAR(one[j], two[j], 1e-5f) << "column " << j;
+}
+
+TEST(Gemm, ResultDoesNotDependOnTheThreadBound) {
+  std::mt19937 gen(5);
+  const std::size_t M = 256, N = 256, K = 256;  // above the threshold: split over threads
+  ASSERT_GE(2.0 * M * N * K, xgrad::blas::kParallelFlops);
+  const auto A = random_vector<double>(M * K, gen), B = random_vector<double>(K * N, gen);
+  std::vector<double> one(M * N, 0.0), many(M * N, 0.0);
+  xgrad::blas::set_num_threads(1);
+  gemm(false, false, M, N, K, 1.0, A.data(), B.data(), 0.0, one.data());
+  xgrad::blas::set_num_threads(4);
+  gemm(false, false, M, N, K, 1.0, A.data(), B.data(), 0.0, many.data());
+  xgrad::blas::set_num_threads(0);
+  for (std::size_t i = 0; i < one.size(); ++i) ASSERT_NEAR(one[i], many[i], 1e-12) << "element " << i;
+}
+
+TEST(BlasThreads, SmallProductsUseOneThreadLargeOnesTheBound) {
+  xgrad::blas::set_num_threads(3);
+  EXPECT_EQ(xgrad::blas::num_threads(), 3);
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 128 * 128 / 10), 1);
+  EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops / 2), 1);
+  EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops), 3);
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 1024 * 1024 * 1024), 3);
+  xgrad::blas::set_num_threads(1);
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 1024 * 1024 * 1024), 1);
+  xgrad::blas::set_num_threads(0);
+  EXPECT_GE(xgrad::blas::num_threads(), 1);
+}
+
+TEST(BlasThreads, NegativeCountThrowsNamingTheValue) {
+  try {
+    xgrad::blas::set_num_threads(-2);
+    FAIL() << "set_num_threads(-2) did not throw";
+  } catch (const xgrad::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("set_num_threads"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("-2"), std::string::npos) << e.what();
+  }
+  EXPECT_GE(xgrad::blas::num_threads(), 1);
+}
+
+}  // namespace
