@@ -1,5 +1,7 @@
 # Installs xgrad from BUILD_DIR into a temporary prefix, then configures, builds and runs the
-# downstream project against it. Usage: cmake -DBUILD_DIR=... -DWORK_DIR=... -DSOURCE_DIR=... -P run.cmake
+# downstream project against it. Usage: cmake -DBUILD_DIR=... -DWORK_DIR=... -DSOURCE_DIR=...
+# [-DEXPECT_DIST=ON -DMPIEXEC=mpirun] -P run.cmake; with EXPECT_DIST, xgrad::dist must be
+# installed too, and its program runs alone and under MPIEXEC with 2 ranks.
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -13,6 +15,13 @@ foreach(header xgrad.hpp autograd/var.hpp layers/module.hpp layers/reference/rnn
     message(FATAL_ERROR "the install has no include/xgrad/${header}")
   endif()
 endforeach()
+if(EXPECT_DIST)
+  foreach(header dist.hpp dist/dist.hpp)
+    if(NOT EXISTS ${prefix}/include/xgrad/${header})
+      message(FATAL_ERROR "xgrad::dist was built but the install has no include/xgrad/${header}")
+    endif()
+  endforeach()
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/downstream -B ${WORK_DIR}/build
                         -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)
@@ -29,4 +38,17 @@ endif()
 execute_process(COMMAND ${WORK_DIR}/build/contract RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the downstream contract program failed: ${rc}")
+endif()
+if(EXPECT_DIST)
+  if(NOT EXISTS ${WORK_DIR}/build/dist_app)
+    message(FATAL_ERROR "xgrad::dist was built but the downstream project did not get it from find_package(xgrad)")
+  endif()
+  execute_process(COMMAND ${WORK_DIR}/build/dist_app RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "the downstream dist program failed alone: ${rc}")
+  endif()
+  execute_process(COMMAND ${MPIEXEC} --oversubscribe -np 2 ${WORK_DIR}/build/dist_app RESULT_VARIABLE rc TIMEOUT 120)
+  if(rc)
+    message(FATAL_ERROR "the downstream dist program failed under ${MPIEXEC} -np 2: ${rc}")
+  endif()
 endif()
