@@ -35,6 +35,7 @@
 
 #include "common/cli.hpp"
 #include "common/corpus.hpp"
+#include "common/plot.hpp"
 #include "common/training.hpp"
 
 namespace {
@@ -105,6 +106,7 @@ class CharModel : public nn::Module<F> {
     state = std::move(result.state);
     return head_(result.output);  // (T, B, V): every position a row of the loss
   }
+  const Layer& rnn() const { return rnn_; }
 
  private:
   Layer rnn_;
@@ -151,6 +153,29 @@ double evaluate(const Model& model, const std::vector<int>& ids, std::size_t beg
     clear_tape();
   }
   return total / static_cast<double>(end - begin);
+}
+
+// --grad-report: B held-out streams of T characters from a zero state and the loss of the last
+// step's prediction alone, so the norm of ∂L/∂a_t says how much of one loss reaches t steps back.
+template <class Model>
+void grad_report(const Model& model, const Corpus& c, std::size_t B, std::size_t T, const std::string& svg,
+                 const std::string& title) {
+  B = std::min(B, (c.ids.size() - c.split - 1) / T);
+  if (B == 0) throw DataError("--grad-report: the held-out text is shorter than one segment of " + std::to_string(T) +
+                              " characters (--seq-len)");
+  std::vector<int> inputs(T * B), targets(B);
+  for (std::size_t b = 0; b < B; ++b) {
+    for (std::size_t t = 0; t < T; ++t) inputs[t * B + b] = c.ids[c.split + b * T + t];
+    targets[b] = c.ids[c.split + b * T + T];
+  }
+  GradReport report(model.rnn());
+  auto state = model.zero_state(B);
+  cross_entropy(select(model.forward(inputs, T, B, state), static_cast<long>(T - 1)), targets).backward();
+  const std::string csv = write_grad_report(report, svg, title);
+  const std::vector<double>& a = report.norms()[0].norms;
+  std::printf("grad report: %s, %s (layer 0 |dL/da_t| %.3g at t = 1, %.3g at t = %zu; %zu held-out streams)\n",
+              svg.c_str(), csv.c_str(), a.front(), a.back(), T, B);
+  clear_tape();
 }
 
 // ---- sampling
@@ -271,6 +296,8 @@ int run(const Cli& cli, Training& training) {
     save_safetensors(model, out, Names::pytorch);
     std::printf("exported: %s (safetensors, PyTorch names)\n", out.c_str());
   }
+  if (const std::string& svg = cli.get_string("grad-report"); !svg.empty())
+    grad_report(model, corpus, B, T, svg, "char_lm " + cell + " " + std::to_string(hidden) + ": gradient norm over time");
   char last[80];
   std::snprintf(last, sizeof last, "held-out: %.4f nats/char, %.4f bits/char", nats, nats / std::log(2.0));
   return training.finish("char_lm: " + cell + " " + std::to_string(hidden) + ", loss in nats/char", last);
@@ -301,6 +328,8 @@ int main(int argc, char** argv) {
   cli.add_int("sample", 0, "with --resume: print the prime and N sampled characters, then exit", 0);
   cli.add_double("temperature", 1.0, "sampling temperature", 0.0, 100.0, true);
   cli.add_string("prime", "", "text the sample starts with (UTF-8)");
+  cli.add_string("grad-report", "", "after training, the gradient norm at every step of a held-out batch (loss at "
+                 "its last step) drawn to FILE.svg, the numbers to FILE.csv");
   cli.add_string("export", "", "after training, write the model to FILE.safetensors under PyTorch's names "
                  "(embed, rnn, head: see README)");
   cli.parse(argc, argv);

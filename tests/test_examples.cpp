@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -267,6 +268,36 @@ TEST_F(Examples, CharLmExportsSafetensorsWithPyTorchNames) {
                                            path("again.safetensors"));
   ASSERT_EQ(again.status, 0) << again.all();
   EXPECT_EQ(read_file(path("again.safetensors")), read_file(path("lm.safetensors")));
+}
+
+// --grad-report FILE.svg: the gradient norm at every step of a held-out batch, for a 2-layer
+// LSTM (a and c per layer), drawn to FILE.svg and written to FILE.csv, the last line unchanged.
+TEST_F(Examples, CharLmGradReportWritesEveryStepsNorm) {
+  write_file(path("text.txt"), tiny_text());
+  const Outcome r = run("char_lm", "--data " + path("text.txt") + " --steps 4 --hidden 24 --batch 4 --seq-len 12 "
+                                       "--eval-every 0 --layers 2 --cell lstm --grad-report " + path("grads.svg"));
+  ASSERT_EQ(r.status, 0) << r.all();
+  EXPECT_NE(r.out.find("grad report: " + path("grads.svg") + ", " + path("grads.csv")), std::string::npos) << r.out;
+  EXPECT_EQ(r.last_line().rfind("held-out: ", 0), 0u) << r.last_line();
+  const std::string svg = read_file(path("grads.svg"));
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("layer 1 memory cell c"), std::string::npos);
+  std::istringstream csv(read_file(path("grads.csv")));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "series,t,norm");
+  std::map<std::string, std::vector<int>> steps;  // series -> the steps it has, in order
+  while (std::getline(csv, line)) {
+    const std::size_t a = line.find(','), b = line.rfind(',');
+    const double norm = std::strtod(line.c_str() + b + 1, nullptr);
+    EXPECT_TRUE(std::isfinite(norm) && norm > 0) << line;
+    steps[line.substr(0, a)].push_back(std::stoi(line.substr(a + 1, b - a - 1)));
+  }
+  ASSERT_EQ(steps.size(), 4u);  // 2 layers · (a, c)
+  for (const auto& [series, ts] : steps) {
+    ASSERT_EQ(ts.size(), 12u) << series;
+    for (int t = 0; t < 12; ++t) EXPECT_EQ(ts[t], t + 1) << series;
+  }
 }
 
 TEST_F(Examples, CharLmBadInputGivesAMessageAndNonZeroExit) {
