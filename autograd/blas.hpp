@@ -9,7 +9,7 @@
 // Threads: the user sets an upper bound (set_num_threads, or OPENBLAS_NUM_THREADS before the
 // program starts; otherwise one per core). Each product then picks its own count from its size:
 // 1 thread below kParallelFlops (2·M·N·K), the bound above it. Handing a small product to a
-// second thread costs more than it saves (a 32×128×128 product takes ~10 µs), so a program that
+// second thread costs more than it saves (a 32×128×128 product takes ~20 µs), so a program that
 // never sets a count is never slower than with 1 thread. OpenBLAS has one process-wide setting;
 // it is changed only when a product's choice differs from the current one, an int compare per
 // call otherwise. Threads of the caller's own that multiply at the same time may see each other's
@@ -25,9 +25,10 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, double alpha,
           const double* A, const double* B, double beta, double* C);
 
-// The product size (2·M·N·K flops) from which a product uses more than one thread; measured with
-// bench/bench_gemm at the workloads' shapes on 2 cores (see docs/design.md, "BLAS and threads").
-inline constexpr double kParallelFlops = 4.0e6;
+// The product size (2·M·N·K flops) from which a product uses more than one thread. Measured with
+// bench/bench_gemm at the workloads' shapes on 2 shared cores: a second thread lost or broke even
+// at every shape up to 2048×65×512 (136 MFLOP) and gained 1.5× at 1024³ (docs/design.md, 8.1).
+inline constexpr double kParallelFlops = 1.0e8;
 
 // The upper bound on threads of BLAS products and of the library's parallel loops
 // (autograd/parallel.hpp). n >= 1; n = 0 goes back to the default (OPENBLAS_NUM_THREADS as the

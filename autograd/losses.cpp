@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops_detail.hpp"
+#include "parallel.hpp"
 #include "record.hpp"
 
 namespace xgrad {
@@ -62,28 +63,36 @@ Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets,
     y.resize(Shape{});
   const T* x = logits.value().data();
   const double eps = smoothing;
+  // Rows in parallel blocks, each row's loss kept and summed in row order afterwards, so the
+  // result does not depend on the thread count.
+  std::vector<double> losses(N);
+  parallel::parallel_for(N, parallel::kElementwiseGrain / C + 1, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const T* row = x + i * C;
+      T* prow = p.data() + i * C;
+      double loss = 0;
+      if (!(ignore && targets[i] == *ignore)) {
+        const T mx = *std::max_element(row, row + C);
+        T s = 0;
+        double shifted_sum = 0;  // Σ_c (x_c − max)
+        for (std::size_t c = 0; c < C; ++c) {
+          prow[c] = std::exp(row[c] - mx);
+          s += prow[c];
+          shifted_sum += static_cast<double>(row[c] - mx);
+        }
+        const T inv = T(1) / s;
+        for (std::size_t c = 0; c < C; ++c) prow[c] *= inv;
+        const double log_s = static_cast<double>(std::log(s));
+        loss = log_s - static_cast<double>(row[targets[i]] - mx);
+        if (eps > 0) loss = (1 - eps) * loss + eps * (log_s - shifted_sum / static_cast<double>(C));
+      }
+      losses[i] = loss;
+    }
+  });
   double total = 0;
   for (std::size_t i = 0; i < N; ++i) {
-    const T* row = x + i * C;
-    T* prow = p.data() + i * C;
-    double loss = 0;
-    if (!(ignore && targets[i] == *ignore)) {
-      const T mx = *std::max_element(row, row + C);
-      T s = 0;
-      double shifted_sum = 0;  // Σ_c (x_c − max)
-      for (std::size_t c = 0; c < C; ++c) {
-        prow[c] = std::exp(row[c] - mx);
-        s += prow[c];
-        shifted_sum += static_cast<double>(row[c] - mx);
-      }
-      const T inv = T(1) / s;
-      for (std::size_t c = 0; c < C; ++c) prow[c] *= inv;
-      const double log_s = static_cast<double>(std::log(s));
-      loss = log_s - static_cast<double>(row[targets[i]] - mx);
-      if (eps > 0) loss = (1 - eps) * loss + eps * (log_s - shifted_sum / static_cast<double>(C));
-    }
-    if (reduction == Reduction::none) y.data()[i] = static_cast<T>(loss);
-    total += loss;
+    if (reduction == Reduction::none) y.data()[i] = static_cast<T>(losses[i]);
+    total += losses[i];
   }
   if (reduction == Reduction::mean) y() = static_cast<T>(counted > 0 ? total / static_cast<double>(counted) : 0.0);
   if (reduction == Reduction::sum) y() = static_cast<T>(total);
@@ -108,12 +117,14 @@ Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets,
     const T on = static_cast<T>(1 - cs.smoothing), off = static_cast<T>(cs.smoothing / static_cast<double>(C));
     T* g = grad_ref(X).data();
     const T* p = softmax.data();
-    for (std::size_t i = 0; i < N; ++i) {
-      if (targets[i] < 0) continue;
-      const T s = per_row ? n.grad.data()[i] : scale;
-      for (std::size_t c = 0; c < C; ++c) g[i * C + c] += s * (p[i * C + c] - off);
-      g[i * C + static_cast<std::size_t>(targets[i])] -= s * on;
-    }
+    parallel::parallel_for(N, parallel::kElementwiseGrain / C + 1, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        if (targets[i] < 0) continue;
+        const T s = per_row ? n.grad.data()[i] : scale;
+        for (std::size_t c = 0; c < C; ++c) g[i * C + c] += s * (p[i * C + c] - off);
+        g[i * C + static_cast<std::size_t>(targets[i])] -= s * on;
+      }
+    });
   });
 }
 

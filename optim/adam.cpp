@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../autograd/parallel.hpp"
+
 namespace xgrad::optim {
 
 template <class T>
@@ -38,16 +40,18 @@ void Adam<T>::update() {
     T* m = this->buffer(exp_avg_, i).data();
     T* v = this->buffer(exp_avg_sq_, i).data();
     T* vmax = amsgrad ? this->buffer(max_exp_avg_sq_, i).data() : nullptr;
-    const std::size_t n = params[i].size();
-    for (std::size_t j = 0; j < n; ++j) {
-      const T d = g[j] + wd * p[j];
-      p[j] *= shrink;
-      m[j] += c1 * (d - m[j]);  // lerp, as PyTorch writes it
-      v[j] = beta2 * v[j] + c2 * d * d;
-      T vhat = v[j];
-      if (amsgrad) vhat = vmax[j] = std::max(vmax[j], v[j]);
-      p[j] -= step_size * m[j] / (std::sqrt(vhat) / bc2_sqrt + eps);
-    }
+    // Each element on its own: a large parameter's elements are split over the threads.
+    parallel::parallel_for(params[i].size(), parallel::kElementwiseGrain, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t j = begin; j < end; ++j) {
+        const T d = g[j] + wd * p[j];
+        p[j] *= shrink;
+        m[j] += c1 * (d - m[j]);  // lerp, as PyTorch writes it
+        v[j] = beta2 * v[j] + c2 * d * d;
+        T vhat = v[j];
+        if (amsgrad) vhat = vmax[j] = std::max(vmax[j], v[j]);
+        p[j] -= step_size * m[j] / (std::sqrt(vhat) / bc2_sqrt + eps);
+      }
+    });
   }
 }
 

@@ -93,7 +93,7 @@ TEST(Gemm, VectorProductEqualsTheSameRowOfAMatrixProduct) {
 
 TEST(Gemm, ResultDoesNotDependOnTheThreadBound) {
   std::mt19937 gen(5);
-  const std::size_t M = 256, N = 256, K = 256;  // above the threshold: split over threads
+  const std::size_t M = 512, N = 512, K = 256;  // above the threshold: split over threads
   ASSERT_GE(2.0 * M * N * K, xgrad::blas::kParallelFlops);
   const auto A = random_vector<double>(M * K, gen), B = random_vector<double>(K * N, gen);
   std::vector<double> one(M * N, 0.0), many(M * N, 0.0);
@@ -108,7 +108,7 @@ TEST(Gemm, ResultDoesNotDependOnTheThreadBound) {
 TEST(BlasThreads, SmallProductsUseOneThreadLargeOnesTheBound) {
   xgrad::blas::set_num_threads(3);
   EXPECT_EQ(xgrad::blas::num_threads(), 3);
-  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 128 * 128 / 10), 1);
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 128 * 128), 1);  // a per-step product of W1
   EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops / 2), 1);
   EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops), 3);
   EXPECT_EQ(xgrad::blas::threads_for(2.0 * 1024 * 1024 * 1024), 3);
