@@ -9,9 +9,10 @@
 //
 // After one warm-up step, rank 0 times as many steps as fill S seconds (default 5; the count is
 // fixed from the warm-up step and shared, so every rank runs the same steps) and prints one
-// JSON line: {"workload": "W6", "ranks": N, "tokens_per_s": X, "peak_MB": Y}, tokens of the
-// global batch (B·T per step) per second of wall time, and peak_MB rank 0's peak resident set
-// minus its resident set when main() started (MiB).
+// JSON line: {"workload": "W6", "ranks": N, "tokens_per_s": X, "peak_MB": Y,
+// "exchange_ms_per_step": Z}: tokens of the global batch (B·T per step) per second of wall time;
+// rank 0's peak resident set minus its resident set when main() started (MiB); rank 0's time
+// per step in the token count's and the gradients' all-reduce, waiting for slower ranks included.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -112,14 +113,17 @@ int main(int argc, char** argv) {
   const data::SequenceBatch mine = data::shard_of(whole, dist::rank(), dist::world_size());
   const double my_tokens = double(mine.steps * mine.batch);
 
+  using clock = std::chrono::steady_clock;
+  double exchange_seconds = 0;  // in the two collectives of the steps: waiting for the others included
   auto step = [&] {
     opt.zero_grad();
     model.loss(mine.inputs, mine.targets).backward();
+    const auto start = clock::now();
     dist::all_reduce_gradients(params, my_tokens / dist::all_reduce_sum(my_tokens));
+    exchange_seconds += std::chrono::duration<double>(clock::now() - start).count();
     opt.step();
     clear_tape();
   };
-  using clock = std::chrono::steady_clock;
   dist::barrier();
   auto t0 = clock::now();
   step();  // warm-up: first-touch allocations, the tape's storage, the pool
@@ -129,13 +133,16 @@ int main(int argc, char** argv) {
   const double steps = dist::all_reduce_sum(dist::rank() == 0 ? std::max(1.0, std::ceil(seconds / warmup)) : 0.0);
 
   dist::barrier();
+  exchange_seconds = 0;
   t0 = clock::now();
   for (double k = 0; k < steps; ++k) step();
   dist::barrier();
   const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
 
   if (dist::rank() == 0)
-    std::printf("{\"workload\": \"W6\", \"ranks\": %d, \"tokens_per_s\": %.1f, \"peak_MB\": %.1f}\n",
-                dist::world_size(), steps * double(kSteps * kBatch) / elapsed, rss_peak_mb() - rss_start);
+    std::printf("{\"workload\": \"W6\", \"ranks\": %d, \"tokens_per_s\": %.1f, \"peak_MB\": %.1f, "
+                "\"exchange_ms_per_step\": %.2f}\n",
+                dist::world_size(), steps * double(kSteps * kBatch) / elapsed, rss_peak_mb() - rss_start,
+                exchange_seconds * 1e3 / steps);
   return 0;
 }
