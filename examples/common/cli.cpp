@@ -98,7 +98,9 @@ Cli& Cli::add_common(std::int64_t seed, std::int64_t threads) {
   return *this;
 }
 
-Cli& Cli::add_threads(std::int64_t def) { return add_int("threads", def, "worker threads; 0: all cores", 0, 1024); }
+Cli& Cli::add_threads(std::int64_t def) {
+  return add_int("threads", def, "most threads per product or loop (small ones use 1); 0: all cores", 0, 1024);
+}
 
 void Cli::set_value(Option& o, const std::string& v) const {
   const std::string where = "option --" + o.name + ": ";
@@ -205,6 +207,7 @@ void Cli::parse(int argc, const char* const* argv) {
   }
   if (options_.count("threads")) {
     const auto n = get_int("threads");
+    // An upper bound: the library runs small products and loops on 1 thread whatever it is.
     blas::set_num_threads(n > 0 ? int(n) : int(std::max(1u, std::thread::hardware_concurrency())));
   }
 }
