@@ -21,6 +21,17 @@
 //
 // `char_lm --resume PATH --sample N [--temperature T] [--prime TEXT]` prints the prime followed
 // by N sampled characters, and nothing else.
+//
+// --dtype double trains in float64 throughout (the model, Adam, the carried state, the checkpoint).
+//
+// Data-parallel under `mpirun -np N` (built with xgrad::dist): rank r takes the streams
+// data::shard(B, r, N) of every segment and carries their state. Every rank builds the same model
+// from --seed (and takes rank 0's parameters anyway); after backward the gradients are summed
+// with weights B_r/B, each rank's share of the segment's tokens, so the step is the one of the
+// whole batch's mean loss, and clipping and Adam then run identically everywhere. Rank 0 alone
+// prints, evaluates (the held-out text is one stream, so the figure is the one process's) and
+// writes the checkpoint, which holds all B streams' state: a run resumes with any N. Every rank
+// reads the checkpoint it resumes from (the same file: on a cluster, a shared path).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +46,7 @@
 
 #include "common/cli.hpp"
 #include "common/corpus.hpp"
+#include "common/parallel.hpp"
 #include "common/plot.hpp"
 #include "common/training.hpp"
 
@@ -42,7 +54,6 @@ namespace {
 
 using namespace xgrad;
 using namespace xgrad::examples;
-using F = float;
 
 constexpr const char* kProgram = "char_lm";
 constexpr std::size_t kEvalChunk = 1024;  // held-out characters per no-grad forward
@@ -50,31 +61,46 @@ constexpr std::size_t kEvalChunk = 1024;  // held-out characters per no-grad for
 // ---- the parts of the three cells that differ
 
 template <class Layer> struct OptionsOf;
-template <> struct OptionsOf<nn::RNN<F>> { using type = nn::RNNOptions; };
-template <> struct OptionsOf<nn::LSTM<F>> { using type = nn::LSTMOptions; };
-template <> struct OptionsOf<nn::GRU<F>> { using type = nn::GRUOptions; };
-template <> struct OptionsOf<nn::Recurrent<nn::LayerNormLSTMCell<F>>> { using type = nn::RecurrentOptions; };
+template <class F> struct OptionsOf<nn::RNN<F>> { using type = nn::RNNOptions; };
+template <class F> struct OptionsOf<nn::LSTM<F>> { using type = nn::LSTMOptions; };
+template <class F> struct OptionsOf<nn::GRU<F>> { using type = nn::GRUOptions; };
+template <class F> struct OptionsOf<nn::Recurrent<nn::LayerNormLSTMCell<F>>> { using type = nn::RecurrentOptions; };
 
-Var<F> detached(const Var<F>& s) { return s.detach(); }
-nn::LSTMState<F> detached(const nn::LSTMState<F>& s) { return {s.a.detach(), s.c.detach()}; }
+// The parts of a layer's carried state, each (B_r, n_a), named in the checkpoint
+// "state.<k>.a" (and "state.<k>.c" for an LSTM).
+template <class F> std::vector<Var<F>*> parts(Var<F>& s) { return {&s}; }
+template <class F> std::vector<Var<F>*> parts(nn::LSTMState<F>& s) { return {&s.a, &s.c}; }
+template <class V> struct ScalarOf;
+template <class F> struct ScalarOf<Var<F>*> { using type = F; };
+template <class State> using state_scalar = typename ScalarOf<typename decltype(parts(std::declval<State&>()))::value_type>::type;
+std::string state_key(std::size_t k, std::size_t part) { return "state." + std::to_string(k) + (part == 0 ? ".a" : ".c"); }
 
-// The carried state in a checkpoint: "state.<k>.a" (and ".c" for an LSTM).
-void put_state(CheckpointExtra& e, std::size_t k, const Var<F>& s) { e["state." + std::to_string(k) + ".a"] = s.value(); }
-void put_state(CheckpointExtra& e, std::size_t k, const nn::LSTMState<F>& s) {
-  e["state." + std::to_string(k) + ".a"] = s.a.value();
-  e["state." + std::to_string(k) + ".c"] = s.c.value();
+// Carried into the next segment without its history.
+template <class State> void detach_state(State& s) {
+  for (auto* v : parts(s)) *v = v->detach();
 }
-void get_state(const CheckpointExtra& e, std::size_t k, Var<F>& s, const std::string& path) {
-  s = constant(extra_floats(e, "state." + std::to_string(k) + ".a", path));
+
+// The checkpoint keeps all B streams' state, whichever rank carries them: each rank's rows are
+// gathered from it (with one process they are all of them).
+template <class State>
+void put_state(CheckpointExtra& e, std::size_t k, State& s, std::size_t batch) {
+  using F = state_scalar<State>;
+  std::vector<Array<F>> mine;
+  for (auto* v : parts(s)) mine.push_back(v->value());
+  std::vector<Array<F>> whole = parallel::gather_rows(mine, batch);
+  for (std::size_t i = 0; i < whole.size(); ++i) e[state_key(k, i)] = std::move(whole[i]);
 }
-void get_state(const CheckpointExtra& e, std::size_t k, nn::LSTMState<F>& s, const std::string& path) {
-  s = {constant(extra_floats(e, "state." + std::to_string(k) + ".a", path)),
-       constant(extra_floats(e, "state." + std::to_string(k) + ".c", path))};
+// This rank's rows of the checkpoint's state.
+template <class State>
+void get_state(const CheckpointExtra& e, std::size_t k, State& s, const data::Shard& mine, const std::string& path) {
+  std::size_t i = 0;
+  for (auto* v : parts(s))
+    *v = constant(parallel::rows(extra_array<state_scalar<State>>(e, state_key(k, i++), path), mine.begin, mine.end));
 }
 
 // ---- the model: [embedding] -> recurrent layers -> linear head
 
-template <class Layer>
+template <class Layer, class F = typename Layer::value_type>
 class CharModel : public nn::Module<F> {
  public:
   using Cell = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<const Layer&>().cell(0))>>;
@@ -86,10 +112,10 @@ class CharModel : public nn::Module<F> {
         head_(hidden, vocab) {
     if (embed > 0) {
       emb_ = std::make_unique<nn::Embedding<F>>(vocab, embed);
-      register_module("embed", *emb_);
+      this->register_module("embed", *emb_);
     }
-    register_module("rnn", rnn_);
-    register_module("head", head_);
+    this->register_module("rnn", rnn_);
+    this->register_module("head", head_);
   }
 
   std::vector<State> zero_state(std::size_t batch) const {
@@ -148,7 +174,7 @@ double evaluate(const Model& model, const std::vector<int>& ids, std::size_t beg
     const std::size_t e = std::min(s + kEvalChunk, end);
     const std::vector<int> inputs(ids.begin() + long(s - 1), ids.begin() + long(e - 1));
     const std::vector<int> targets(ids.begin() + long(s), ids.begin() + long(e));
-    const Var<F> logits = model.forward(inputs, e - s, 1, state);
+    const auto logits = model.forward(inputs, e - s, 1, state);
     total += static_cast<double>(cross_entropy(logits, targets).value().flat(0)) * static_cast<double>(e - s);
     clear_tape();
   }
@@ -199,7 +225,7 @@ std::string sample(const Model& model, const data::Vocab& vocab, const std::stri
   std::vector<int> out;
   std::vector<double> p(vocab.size());
   for (std::size_t i = 0; i < n; ++i) {
-    const Var<F> logits = model.forward({last}, 1, 1, state);  // (1, 1, V)
+    const auto logits = model.forward({last}, 1, 1, state);  // (1, 1, V)
     double mx = -INFINITY, z = 0;
     for (std::size_t v = 0; v < p.size(); ++v) mx = std::max(mx, double(logits.value().flat(v)) / temperature);
     for (std::size_t v = 0; v < p.size(); ++v) z += p[v] = std::exp(double(logits.value().flat(v)) / temperature - mx);
@@ -217,6 +243,7 @@ std::string sample(const Model& model, const data::Vocab& vocab, const std::stri
 
 template <class Layer>
 int run(const Cli& cli, Training& training) {
+  using F = typename Layer::value_type;
   const auto seed = training.seed();
   const std::string cell = cli.get_string("cell");
   const auto hidden = std::size_t(cli.get_int("hidden")), layers = std::size_t(cli.get_int("layers")),
@@ -228,9 +255,10 @@ int run(const Cli& cli, Training& training) {
     CharModel<Layer> model(vocab.size(), embed, hidden, layers);
     load(model, resume);
     model.eval();
-    std::cout << sample(model, vocab, cli.get_string("prime"), std::size_t(cli.get_int("sample")),
-                        cli.get_double("temperature"), seed)
-              << std::endl;
+    if (training.lead())
+      std::cout << sample(model, vocab, cli.get_string("prime"), std::size_t(cli.get_int("sample")),
+                          cli.get_double("temperature"), seed)
+                << std::endl;
     return 0;
   }
 
@@ -239,28 +267,45 @@ int run(const Cli& cli, Training& training) {
   const data::Vocab& vocab = corpus.vocab;
   const std::size_t n = corpus.ids.size(), V = vocab.size();
   const auto B = std::size_t(cli.get_int("batch")), T = std::size_t(cli.get_int("seq-len"));
-  std::printf("data: %zu characters (%zu train, %zu held out), %zu symbols, %zu file(s) from %s\n", n, corpus.split,
-              n - corpus.split, V, corpus.files, data_path.c_str());
+  const bool lead = training.lead();
+  if (lead)
+    std::printf("data: %zu characters (%zu train, %zu held out), %zu symbols, %zu file(s) from %s\n", n, corpus.split,
+                n - corpus.split, V, corpus.files, data_path.c_str());
   training.same_data("vocab", vocab.serialize(), "text with another alphabet than '" + data_path + "' (different --data?)");
   const std::vector<int> train(corpus.ids.begin(), corpus.ids.begin() + long(corpus.split));
   if (train.size() / B < T + 1)
     throw DataError("training text of " + std::to_string(train.size()) + " characters is too short for " +
                     std::to_string(B) + " streams of " + std::to_string(T) + "-character segments (--batch, --seq-len)");
   data::StreamBatcher batches(train, B, T, /*drop_last=*/true);
+  const int rank = parallel::rank(), world = parallel::world_size();
+  if (B < std::size_t(world))
+    throw DataError("--batch " + std::to_string(B) + " gives fewer streams than the " + std::to_string(world) +
+                    " ranks (each rank needs at least one)");
+  const data::Shard mine = data::shard(B, rank, world);  // this rank's streams
+  const std::size_t Bm = mine.size();
 
   const double recurrent_dropout = cli.get_double("recurrent-dropout");
   CharModel<Layer> model(V, embed, hidden, layers, recurrent_dropout);
-  optim::Adam<F> opt(model.parameters(), cli.get_double("lr"));
+  const auto params = model.parameters();
+  parallel::broadcast_parameters(params);  // equal already (the same seed): made sure of
+  // Recurrent dropout draws each rank's masks: from the same generator they would repeat rank 0's.
+  if (rank > 0) nn::manual_seed(seed + 0x9E3779B97F4A7C15ull * std::uint64_t(rank));
+  optim::Adam<F> opt(params, cli.get_double("lr"));
   std::size_t n_params = 0;
   for (const auto& p : model.parameters()) n_params += p.size();
   char dropout_note[48] = "";
   if (recurrent_dropout > 0)
     std::snprintf(dropout_note, sizeof dropout_note, ", recurrent dropout %g", recurrent_dropout);
-  std::printf("model: %s, %zu layer(s) of %zu, %s input, %zu parameters%s; B=%zu T=%zu, Adam lr %g, clip %g\n",
-              cell.c_str(), layers, hidden, embed > 0 ? ("embedding " + std::to_string(embed)).c_str() : "one-hot",
-              n_params, dropout_note, B, T, opt.lr(), cli.get_double("clip"));
+  if (lead)
+    std::printf("model: %s, %zu layer(s) of %zu, %s input, %zu parameters%s; B=%zu T=%zu, Adam lr %g, clip %g%s\n",
+                cell.c_str(), layers, hidden, embed > 0 ? ("embedding " + std::to_string(embed)).c_str() : "one-hot",
+                n_params, dropout_note, B, T, opt.lr(), cli.get_double("clip"),
+                std::is_same_v<F, double> ? "; float64" : "");
+  if (lead && world > 1)
+    std::printf("data-parallel: %d ranks of %zu%s streams\n", world, B / std::size_t(world),
+                B % std::size_t(world) ? (" or " + std::to_string(B / std::size_t(world) + 1)).c_str() : "");
 
-  auto state = model.zero_state(B);
+  auto state = model.zero_state(Bm);
   Training::Loop loop = training.loop();
   loop.eval_name = "held-out (first 10k chars)";
   loop.progress.unit = "tok";
@@ -273,21 +318,33 @@ int run(const Cli& cli, Training& training) {
     std::snprintf(note, sizeof note, "held-out %.4f", h);
     return Training::Point{h, note};
   };
-  loop.save = [&](CheckpointExtra& e) {
+  loop.save = [&](CheckpointExtra& e) {  // on every rank: the state is gathered
     e["position"] = std::int64_t(batches.position());
-    for (std::size_t k = 0; k < state.size(); ++k) put_state(e, k, state[k]);
+    e["dtype"] = std::string(std::is_same_v<F, double> ? "double" : "float");
+    for (std::size_t k = 0; k < state.size(); ++k) put_state(e, k, state[k], B);
   };
   loop.resume = [&](const CheckpointExtra& e, const std::string& path) {
+    parallel::broadcast_parameters(params);  // every rank read the same file: made sure of
     batches.seek(static_cast<std::uint64_t>(extra_int(e, "position", path)));
-    for (std::size_t k = 0; k < state.size(); ++k) get_state(e, k, state[k], path);
+    for (std::size_t k = 0; k < state.size(); ++k) get_state(e, k, state[k], mine, path);
   };
+  if (world > 1) {
+    // This rank's share of every segment's B·T tokens: the weighted sum of the ranks' mean
+    // losses (and gradients) is the whole segment's mean.
+    const double weight = double(Bm * T) / parallel::all_reduce_sum(double(Bm * T));
+    loop.all_reduce = [&params, weight](double loss) {
+      parallel::all_reduce_gradients(params, weight);
+      return parallel::all_reduce_sum(weight * loss);
+    };
+  }
   training.run(model, opt, loop, [&](std::int64_t) {
-    if (batches.index() == 0) state = model.zero_state(B);  // the streams start over
-    const data::SequenceBatch seg = batches.next();
-    const Var<F> loss = cross_entropy(model.forward(seg.inputs, T, B, state), seg.targets);
-    for (auto& s : state) s = detached(s);  // carried into the next segment
+    if (batches.index() == 0) state = model.zero_state(Bm);  // the streams start over
+    const data::SequenceBatch seg = data::shard_of(batches.next(), rank, world);
+    const Var<F> loss = cross_entropy(model.forward(seg.inputs, T, Bm, state), seg.targets);
+    for (auto& s : state) detach_state(s);  // carried into the next segment
     return loss;
   });
+  if (!lead) return 0;  // rank 0 samples, evaluates, exports and reports
 
   model.eval();
   std::printf("sample (temperature 0.8):\n%s\n", sample(model, vocab, "", 400, 0.8, seed).c_str());
@@ -301,6 +358,29 @@ int run(const Cli& cli, Training& training) {
   char last[80];
   std::snprintf(last, sizeof last, "held-out: %.4f nats/char, %.4f bits/char", nats, nats / std::log(2.0));
   return training.finish("char_lm: " + cell + " " + std::to_string(hidden) + ", loss in nats/char", last);
+}
+
+template <class F>
+int run_cell(const Cli& cli, Training& training) {
+  const std::string cell = cli.get_string("cell");
+  if (cell == "rnn") return run<nn::RNN<F>>(cli, training);
+  if (cell == "gru") return run<nn::GRU<F>>(cli, training);
+  if (cell == "lstm") return run<nn::LSTM<F>>(cli, training);
+  if (cell == "lnlstm") return run<nn::Recurrent<nn::LayerNormLSTMCell<F>>>(cli, training);
+  throw CheckpointError("checkpoint '" + training.resume_path() + "' holds an unknown cell type '" + cell + "'");
+}
+
+// A resumed run trains in the checkpoint's scalar type (float if it names none: it was written
+// before --dtype existed); given on the command line, --dtype must agree with it.
+void adopt_dtype(Cli& cli, const Training& training) {
+  const CheckpointExtra* e = training.resumed();
+  if (e == nullptr) return;
+  const std::string& path = training.resume_path();
+  const std::string saved = e->count("dtype") ? extra_string(*e, "dtype", path) : "float";
+  if (cli.given("dtype") && cli.get_string("dtype") != saved)
+    throw CheckpointError("--dtype " + cli.get_string("dtype") + " was given, but checkpoint '" + path +
+                          "' holds a model with dtype " + saved);
+  cli.set("dtype", saved);
 }
 
 }  // namespace
@@ -332,6 +412,8 @@ int main(int argc, char** argv) {
                  "its last step) drawn to FILE.svg, the numbers to FILE.csv");
   cli.add_string("export", "", "after training, write the model to FILE.safetensors under PyTorch's names "
                  "(embed, rnn, head: see README)");
+  cli.add_string("dtype", "float", "scalar type of the model and the training (double: float64, e.g. to compare "
+                 "runs to 1e-10)", {"float", "double"});
   cli.parse(argc, argv);
   if (cli.given("sample") && cli.get_string("resume").empty()) {
     std::cerr << kProgram << ": option --sample needs --resume PATH (the checkpoint to sample from)\n"
@@ -340,13 +422,13 @@ int main(int argc, char** argv) {
   }
 
   return guarded_main(kProgram, [&] {
+    // Under mpirun, one rank of several; an error on a rank leaves through the session, which
+    // then lets the job end when this process exits instead of waiting for the other ranks.
+    parallel::Session session(argc, argv);
     // A resumed run takes the model's shape and the batch layout from the checkpoint.
     Training training(cli, kProgram, {{"cell", "hidden", "layers", "embed", "batch", "seq-len"}, {}});
-    const std::string cell = cli.get_string("cell");
-    if (cell == "rnn") return run<nn::RNN<F>>(cli, training);
-    if (cell == "gru") return run<nn::GRU<F>>(cli, training);
-    if (cell == "lstm") return run<nn::LSTM<F>>(cli, training);
-    if (cell == "lnlstm") return run<nn::Recurrent<nn::LayerNormLSTMCell<F>>>(cli, training);
-    throw CheckpointError("checkpoint '" + training.resume_path() + "' holds an unknown cell type '" + cell + "'");
+    training.set_lead(parallel::rank() == 0);
+    adopt_dtype(cli, training);
+    return cli.get_string("dtype") == "double" ? run_cell<double>(cli, training) : run_cell<float>(cli, training);
   });
 }

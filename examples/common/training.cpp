@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <ostream>
 
 #include <xgrad/autograd/errors.hpp>
 #include <xgrad/layers/module.hpp>
@@ -71,8 +72,14 @@ std::string extra_string(const CheckpointExtra& extra, const std::string& key, c
   return typed<std::string>(extra, key, path, "a string");
 }
 Array<float> extra_floats(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
-  return typed<Array<float>>(extra, key, path, "a float32 array");
+  return extra_array<float>(extra, key, path);
 }
+template <class T>
+Array<T> extra_array(const CheckpointExtra& extra, const std::string& key, const std::string& path) {
+  return typed<Array<T>>(extra, key, path, std::is_same_v<T, float> ? "a float32 array" : "a float64 array");
+}
+template Array<float> extra_array(const CheckpointExtra&, const std::string&, const std::string&);
+template Array<double> extra_array(const CheckpointExtra&, const std::string&, const std::string&);
 
 Training::Training(Cli& cli, std::string program, KeptOptions kept)
     : cli_(cli), program_(std::move(program)), resume_path_(cli.get_string("resume")), kept_(std::move(kept)) {
@@ -118,7 +125,8 @@ void Training::same_data(const std::string& key, const std::string& value, const
   data_[key] = value;
 }
 
-void Training::save(const nn::Module<float>& model, const optim::Optimizer<float>& opt, const Loop& loop,
+template <class T>
+void Training::save(const nn::Module<T>& model, const optim::Optimizer<T>& opt, const Loop& loop,
                     std::int64_t step) const {
   const std::string& path = cli_.get_string("checkpoint");
   if (path.empty()) return;
@@ -129,12 +137,13 @@ void Training::save(const nn::Module<float>& model, const optim::Optimizer<float
     for (const auto& name : *names) e[name] = kept_value(cli_, name);
   put_series(e, "curve.train", train_);
   put_series(e, "curve.eval", eval_);
-  if (loop.save) loop.save(e);
-  xgrad::save(model, opt, path, e);
+  if (loop.save) loop.save(e);  // on every rank: it may gather from the others
+  if (lead_) xgrad::save(model, opt, path, e);
 }
 
-void Training::run(nn::Module<float>& model, optim::Optimizer<float>& opt, const Loop& loop,
-                   const std::function<Var<float>(std::int64_t)>& step_fn) {
+template <class T>
+void Training::run(nn::Module<T>& model, optim::Optimizer<T>& opt, const Loop& loop,
+                   const typename std::common_type<std::function<Var<T>(std::int64_t)>>::type& step_fn) {
   eval_.name = loop.eval_name;
   std::int64_t step = 0;
   if (!resume_path_.empty()) {
@@ -143,22 +152,25 @@ void Training::run(nn::Module<float>& model, optim::Optimizer<float>& opt, const
     get_series(resumed_, "curve.train", train_);
     get_series(resumed_, "curve.eval", eval_);
     if (loop.resume) loop.resume(resumed_, resume_path_);
-    std::printf("resumed from %s at step %lld\n", resume_path_.c_str(), (long long)step);
+    if (lead_) std::printf("resumed from %s at step %lld\n", resume_path_.c_str(), (long long)step);
   }
   const auto params = model.parameters();
   Progress::Options po = loop.progress;
   po.start = step;
+  std::ostream discard(nullptr);  // no buffer: a rank other than the lead draws nothing
+  if (!lead_) po.out = &discard;
   Progress progress(loop.steps, po);
   double window = 0, since_eval = 0;
   int in_window = 0, in_since_eval = 0;
   std::string note;
   while (step < loop.steps) {
     opt.zero_grad();
-    const Var<float> loss = step_fn(step);
+    const Var<T> loss = step_fn(step);
     loss.backward();
+    double l = loss.value().flat(0);
+    if (loop.all_reduce) l = loop.all_reduce(l);  // the whole batch's gradients and loss
     if (loop.clip > 0) optim::clip_grad_norm(params, loop.clip);
     opt.step();
-    const double l = loss.value().flat(0);
     clear_tape();
     ++step;
     if (!std::isfinite(l))
@@ -172,7 +184,7 @@ void Training::run(nn::Module<float>& model, optim::Optimizer<float>& opt, const
       window = 0, in_window = 0;
     }
     if (eval && loop.epochs) progress.update(step, train_.y.back(), note), progress.finish();
-    if (eval) {
+    if (eval && lead_) {  // the other ranks would compute the same figure
       const Point p = loop.evaluate(since_eval / in_since_eval);
       eval_.x.push_back(double(step)), eval_.y.push_back(p.value);
       note = p.note;
@@ -186,7 +198,13 @@ void Training::run(nn::Module<float>& model, optim::Optimizer<float>& opt, const
   save(model, opt, loop, step);
 }
 
+template void Training::run(nn::Module<float>&, optim::Optimizer<float>&, const Loop&,
+                            const std::function<Var<float>(std::int64_t)>&);
+template void Training::run(nn::Module<double>&, optim::Optimizer<double>&, const Loop&,
+                            const std::function<Var<double>(std::int64_t)>&);
+
 int Training::finish(const std::string& title, const std::string& last_line) const {
+  if (!lead_) return 0;
   const std::string& out = cli_.get_string("out");
   if (!out.empty()) {
     PlotOptions po;
