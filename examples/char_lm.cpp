@@ -46,7 +46,7 @@
 
 #include "common/cli.hpp"
 #include "common/corpus.hpp"
-#include "common/parallel.hpp"
+#include "common/ranks.hpp"
 #include "common/plot.hpp"
 #include "common/training.hpp"
 
@@ -87,7 +87,7 @@ void put_state(CheckpointExtra& e, std::size_t k, State& s, std::size_t batch) {
   using F = state_scalar<State>;
   std::vector<Array<F>> mine;
   for (auto* v : parts(s)) mine.push_back(v->value());
-  std::vector<Array<F>> whole = parallel::gather_rows(mine, batch);
+  std::vector<Array<F>> whole = ranks::gather_rows(mine, batch);
   for (std::size_t i = 0; i < whole.size(); ++i) e[state_key(k, i)] = std::move(whole[i]);
 }
 // This rank's rows of the checkpoint's state.
@@ -95,7 +95,7 @@ template <class State>
 void get_state(const CheckpointExtra& e, std::size_t k, State& s, const data::Shard& mine, const std::string& path) {
   std::size_t i = 0;
   for (auto* v : parts(s))
-    *v = constant(parallel::rows(extra_array<state_scalar<State>>(e, state_key(k, i++), path), mine.begin, mine.end));
+    *v = constant(ranks::rows(extra_array<state_scalar<State>>(e, state_key(k, i++), path), mine.begin, mine.end));
 }
 
 // ---- the model: [embedding] -> recurrent layers -> linear head
@@ -277,7 +277,7 @@ int run(const Cli& cli, Training& training) {
     throw DataError("training text of " + std::to_string(train.size()) + " characters is too short for " +
                     std::to_string(B) + " streams of " + std::to_string(T) + "-character segments (--batch, --seq-len)");
   data::StreamBatcher batches(train, B, T, /*drop_last=*/true);
-  const int rank = parallel::rank(), world = parallel::world_size();
+  const int rank = ranks::rank(), world = ranks::world_size();
   if (B < std::size_t(world))
     throw DataError("--batch " + std::to_string(B) + " gives fewer streams than the " + std::to_string(world) +
                     " ranks (each rank needs at least one)");
@@ -287,7 +287,7 @@ int run(const Cli& cli, Training& training) {
   const double recurrent_dropout = cli.get_double("recurrent-dropout");
   CharModel<Layer> model(V, embed, hidden, layers, recurrent_dropout);
   const auto params = model.parameters();
-  parallel::broadcast_parameters(params);  // equal already (the same seed): made sure of
+  ranks::broadcast_parameters(params);  // equal already (the same seed): made sure of
   // Recurrent dropout draws each rank's masks: from the same generator they would repeat rank 0's.
   if (rank > 0) nn::manual_seed(seed + 0x9E3779B97F4A7C15ull * std::uint64_t(rank));
   optim::Adam<F> opt(params, cli.get_double("lr"));
@@ -324,17 +324,17 @@ int run(const Cli& cli, Training& training) {
     for (std::size_t k = 0; k < state.size(); ++k) put_state(e, k, state[k], B);
   };
   loop.resume = [&](const CheckpointExtra& e, const std::string& path) {
-    parallel::broadcast_parameters(params);  // every rank read the same file: made sure of
+    ranks::broadcast_parameters(params);  // every rank read the same file: made sure of
     batches.seek(static_cast<std::uint64_t>(extra_int(e, "position", path)));
     for (std::size_t k = 0; k < state.size(); ++k) get_state(e, k, state[k], mine, path);
   };
   if (world > 1) {
     // This rank's share of every segment's B·T tokens: the weighted sum of the ranks' mean
     // losses (and gradients) is the whole segment's mean.
-    const double weight = double(Bm * T) / parallel::all_reduce_sum(double(Bm * T));
+    const double weight = double(Bm * T) / ranks::all_reduce_sum(double(Bm * T));
     loop.all_reduce = [&params, weight](double loss) {
-      parallel::all_reduce_gradients(params, weight);
-      return parallel::all_reduce_sum(weight * loss);
+      ranks::all_reduce_gradients(params, weight);
+      return ranks::all_reduce_sum(weight * loss);
     };
   }
   training.run(model, opt, loop, [&](std::int64_t) {
@@ -424,10 +424,10 @@ int main(int argc, char** argv) {
   return guarded_main(kProgram, [&] {
     // Under mpirun, one rank of several; an error on a rank leaves through the session, which
     // then lets the job end when this process exits instead of waiting for the other ranks.
-    parallel::Session session(argc, argv);
+    ranks::Session session(argc, argv);
     // A resumed run takes the model's shape and the batch layout from the checkpoint.
     Training training(cli, kProgram, {{"cell", "hidden", "layers", "embed", "batch", "seq-len"}, {}});
-    training.set_lead(parallel::rank() == 0);
+    training.set_lead(ranks::rank() == 0);
     adopt_dtype(cli, training);
     return cli.get_string("dtype") == "double" ? run_cell<double>(cli, training) : run_cell<float>(cli, training);
   });

@@ -2,9 +2,9 @@
 // (XGRAD_EXAMPLES_DIST, defined for a program linked with xgrad::dist), otherwise one process
 // that is rank 0 of 1, so an example has one code path whether MPI is there or not.
 //
-//   parallel::Session session(argc, argv);  // before the command line is parsed
-//   const data::Shard mine = data::shard(B, parallel::rank(), parallel::world_size());
-//   ... each step: this rank's rows; then parallel::all_reduce_gradients(params, weight) ...
+//   ranks::Session session(argc, argv);  // inside guarded_main: an error leaves through it
+//   const data::Shard mine = data::shard(B, ranks::rank(), ranks::world_size());
+//   ... each step: this rank's rows; then ranks::all_reduce_gradients(params, weight) ...
 //
 // Header only: the examples' common library does not link MPI, a program that uses this does.
 #pragma once
@@ -20,7 +20,7 @@
 #include <xgrad/dist.hpp>
 #endif
 
-namespace xgrad::examples::parallel {
+namespace xgrad::examples::ranks {
 
 #ifdef XGRAD_EXAMPLES_DIST
 constexpr bool kAvailable = true;
@@ -83,7 +83,7 @@ std::vector<Array<T>> gather_rows(const std::vector<Array<T>>& mine, std::size_t
   std::vector<Array<T>> whole;
   for (const Array<T>& a : mine) whole.push_back(Array<T>::from_shape(with_rows(a, batch)));
   for (int r = 0; r < world; ++r) {
-    const auto share = data::shard(batch, std::size_t(r), std::size_t(world));
+    const auto share = data::shard(batch, r, world);
     std::vector<Var<T>> theirs;  // broadcast moves parameters' values
     for (const Array<T>& a : mine)
       theirs.push_back(param(r == me ? a : Array<T>(xt::zeros<T>(with_rows(a, share.end - share.begin)))));
@@ -96,4 +96,4 @@ std::vector<Array<T>> gather_rows(const std::vector<Array<T>>& mine, std::size_t
   return whole;
 }
 
-}  // namespace xgrad::examples::parallel
+}  // namespace xgrad::examples::ranks
