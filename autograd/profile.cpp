@@ -13,8 +13,6 @@ namespace xgrad {
 
 namespace detail {
 
-thread_local ProfileState* tl_profile XGRAD_TLS_INITIAL_EXEC = nullptr;
-
 struct ProfileState {
   std::unordered_map<std::string, OpProfile> ops;
   ProfileState* outer = nullptr;  // the Profile that was innermost when this one started
@@ -58,19 +56,19 @@ void profile_backward(ProfileState* state, const char* op, ProfileClock::time_po
 }  // namespace detail
 
 Profile::Profile() : state_(std::make_unique<detail::ProfileState>()) {
-  state_->outer = detail::tl_profile;
-  detail::tl_profile = state_.get();
+  state_->outer = detail::tl_thread.profile;
+  detail::tl_thread.profile = state_.get();
 }
 
 Profile::~Profile() {
-  if (recording_ && detail::tl_profile == state_.get()) detail::tl_profile = state_->outer;
+  if (recording_ && detail::tl_thread.profile == state_.get()) detail::tl_thread.profile = state_->outer;
 }
 
 void Profile::stop() {
   if (!recording_) return;
-  if (detail::tl_profile != state_.get())
+  if (detail::tl_thread.profile != state_.get())
     throw Error("Profile::stop: this Profile is not the innermost one recording on this thread");
-  detail::tl_profile = state_->outer;
+  detail::tl_thread.profile = state_->outer;
   recording_ = false;
 }
 

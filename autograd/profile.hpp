@@ -15,7 +15,8 @@
 //
 // Each thread has its own profiles: a Profile sees only the ops of the thread that made it.
 // Profiles nest: an op is counted by every Profile alive on its thread, the inner one seeing
-// only what ran while it lived. Off (no Profile alive) an op pays one thread-local pointer test.
+// only what ran while it lived. Off (no Profile alive) an op tests a pointer in the thread's
+// state block it reads anyway (detail::ThreadState) and reads no clock.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "tape.hpp"
 
 namespace xgrad {
 
@@ -38,10 +41,6 @@ struct OpProfile {
                                    // to (a whole buffer, even where the op fills a slice: select)
   double total_seconds() const { return forward_seconds + backward_seconds; }
 };
-
-namespace detail {
-struct ProfileState;
-}
 
 class Profile {
  public:
@@ -77,17 +76,8 @@ namespace detail {
 
 using ProfileClock = std::chrono::steady_clock;
 
-// The innermost recording Profile of this thread, or null: the only thing an op reads when off.
-// Initial-exec: read at a fixed offset from the thread pointer, even in position-independent
-// code, instead of through a call to __tls_get_addr.
-#if defined(__GNUC__)
-#define XGRAD_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
-#else
-#define XGRAD_TLS_INITIAL_EXEC
-#endif
-extern thread_local ProfileState* tl_profile XGRAD_TLS_INITIAL_EXEC;
-
-inline ProfileState* profile_state() { return tl_profile; }
+// The innermost recording Profile of this thread, or null: all an op reads of it when off.
+inline ProfileState* profile_state() { return tl_thread.profile; }
 // Adds one call of `op` to `state` and the Profiles around it.
 void profile_forward(ProfileState* state, const char* op, ProfileClock::time_point start, std::size_t value_bytes);
 void profile_backward(ProfileState* state, const char* op, ProfileClock::time_point start, std::size_t grad_bytes);

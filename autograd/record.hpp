@@ -127,14 +127,14 @@ bool all_finite(const Array<T>& a) {
 template <class T>
 class OpRecord {
  public:
-  OpRecord(const char* op, std::initializer_list<const Var<T>*> inputs) : op_(op) {
+  OpRecord(const char* op, std::initializer_list<const Var<T>*> inputs) : op_(op), thread_(thread_state()) {
     profile_start();
     bool any = false;
     for (const Var<T>* v : inputs) any = any || v->slot(op).requires_grad;
     start(any);
     for (const Var<T>* v : inputs) add_input(*v);
   }
-  OpRecord(const char* op, const std::vector<Var<T>>& inputs) : op_(op) {
+  OpRecord(const char* op, const std::vector<Var<T>>& inputs) : op_(op), thread_(thread_state()) {
     profile_start();
     bool any = false;
     for (const Var<T>& v : inputs) any = any || v.slot(op).requires_grad;
@@ -154,7 +154,7 @@ class OpRecord {
   }
 
   Var<T> finish(BackwardFn<T> backward) {
-    if (anomaly_enabled() && !all_finite(out_->value)) {
+    if (thread_.anomaly && !all_finite(out_->value)) {
       std::vector<std::string> shapes;
       std::size_t position = node_ ? tape_->size() - 1 : 0;
       if (node_)
@@ -168,13 +168,13 @@ class OpRecord {
   }
 
  private:
-  // Off, one thread-local pointer test; on, the clock starts here, after the op's checks.
+  // Off, a pointer test; on, the clock starts here, after the op's checks.
   void profile_start() {
-    profile_ = profile_state();
+    profile_ = thread_.profile;
     if (profile_ != nullptr) start_ = ProfileClock::now();
   }
   void start(bool any_requires_grad) {
-    if (grad_enabled()) {
+    if (!thread_.no_grad) {
       tape_ = &Tape<T>::current();
       node_ = &tape_->push(op_);
       node_->requires_grad = any_requires_grad;
@@ -194,6 +194,8 @@ class OpRecord {
   }
 
   const char* op_;
+  // The thread's state, read once: NoGradGuard, DetectAnomaly and Profile cannot change inside an op.
+  const ThreadState thread_;
   Tape<T>* tape_ = nullptr;
   Node<T>* node_ = nullptr;
   Slot<T>* out_ = nullptr;

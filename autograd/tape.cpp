@@ -9,10 +9,9 @@
 
 namespace xgrad {
 
+thread_local detail::ThreadState detail::tl_thread XGRAD_TLS_INITIAL_EXEC;
+
 namespace {
-thread_local bool tl_grad_enabled = true;
-thread_local bool tl_anomaly = false;
-thread_local int tl_scope XGRAD_TLS_INITIAL_EXEC = 0;
 
 // Every scope ever opened, id - 1 as index; a (parent, name) pair is interned once.
 struct ScopeTable {
@@ -26,7 +25,7 @@ struct ScopeTable {
 };
 }  // namespace
 
-NameScope::NameScope(const std::string& name) : previous_(tl_scope) {
+NameScope::NameScope(const std::string& name) : previous_(detail::tl_thread.scope) {
   ScopeTable& table = ScopeTable::instance();
   std::lock_guard<std::mutex> lock(table.mutex);
   auto [it, fresh] = table.ids.try_emplace({previous_, name}, static_cast<int>(table.scopes.size()) + 1);
@@ -34,12 +33,12 @@ NameScope::NameScope(const std::string& name) : previous_(tl_scope) {
     const std::string label = previous_ == 0 ? name : table.scopes[previous_ - 1].label + " " + name;
     table.scopes.push_back({name, label, previous_});
   }
-  tl_scope = it->second;
+  detail::tl_thread.scope = it->second;
 }
-NameScope::~NameScope() { tl_scope = previous_; }
+NameScope::~NameScope() { detail::tl_thread.scope = previous_; }
 
 namespace detail {
-int current_scope() { return tl_scope; }
+int current_scope() { return tl_thread.scope; }
 ScopeInfo scope_info(int id) {
   ScopeTable& table = ScopeTable::instance();
   std::lock_guard<std::mutex> lock(table.mutex);
@@ -49,13 +48,10 @@ ScopeInfo scope_info(int id) {
 }
 }  // namespace detail
 
-bool grad_enabled() { return tl_grad_enabled; }
-bool anomaly_enabled() { return tl_anomaly; }
-
-NoGradGuard::NoGradGuard() : previous_(tl_grad_enabled) { tl_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { tl_grad_enabled = previous_; }
-DetectAnomaly::DetectAnomaly() : previous_(tl_anomaly) { tl_anomaly = true; }
-DetectAnomaly::~DetectAnomaly() { tl_anomaly = previous_; }
+NoGradGuard::NoGradGuard() : previous_(detail::tl_thread.no_grad) { detail::tl_thread.no_grad = true; }
+NoGradGuard::~NoGradGuard() { detail::tl_thread.no_grad = previous_; }
+DetectAnomaly::DetectAnomaly() : previous_(detail::tl_thread.anomaly) { detail::tl_thread.anomaly = true; }
+DetectAnomaly::~DetectAnomaly() { detail::tl_thread.anomaly = previous_; }
 
 template <class T>
 T* Slot<T>::grad_buffer(T& beta) {
@@ -124,7 +120,7 @@ Node<T>& Tape<T>::push(const char* op) {
   n.has_grad = false;
   n.retain = false;
   n.released = false;
-  n.scope = tl_scope;
+  n.scope = detail::tl_thread.scope;
   return n;
 }
 

@@ -122,9 +122,32 @@ class Tape {
 // Clears this thread's float and double tapes.
 void clear_tape();
 
+// Thread-locals read at a fixed offset from the thread pointer, even in position-independent
+// code, instead of through a call to __tls_get_addr.
+#if defined(__GNUC__)
+#define XGRAD_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
+#else
+#define XGRAD_TLS_INITIAL_EXEC
+#endif
+
+namespace detail {
+struct ProfileState;
+// Everything an op asks of its thread, in one thread-local block that it reads once: the guards
+// that change recording (NoGradGuard, DetectAnomaly, Profile, NameScope) write here. All zero is
+// the default, so the block needs no initialisation code, and reading it costs a load, not a call.
+struct ThreadState {
+  bool no_grad;           // inside a NoGradGuard
+  bool anomaly;           // inside a DetectAnomaly
+  int scope;              // the innermost NameScope's id (0: none)
+  ProfileState* profile;  // the innermost recording Profile (null: none)
+};
+extern thread_local ThreadState tl_thread XGRAD_TLS_INITIAL_EXEC;
+inline const ThreadState& thread_state() { return tl_thread; }
+}  // namespace detail
+
 // Whether ops record (false inside a NoGradGuard), and anomaly detection; both per thread.
-bool grad_enabled();
-bool anomaly_enabled();
+inline bool grad_enabled() { return !detail::tl_thread.no_grad; }
+inline bool anomaly_enabled() { return detail::tl_thread.anomaly; }
 
 class NoGradGuard {
  public:

@@ -12,10 +12,11 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "op_testing.hpp"
 #include "testing.hpp"
 
 using namespace xgrad;
-using A = Array<double>;
+using xgrad::testing::A;
 using xgrad::testing::contains;
 
 namespace {
@@ -27,11 +28,8 @@ class GradReportTest : public ::testing::Test {
 };
 
 A random_array(const Shape& shape, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  A a = A::from_shape(shape);
-  for (double& v : a) v = u(rng);
-  return a;
+  std::mt19937_64 gen(seed);
+  return xgrad::testing::random_array(shape, xgrad::testing::Domain::any, gen);
 }
 
 double frobenius(const A& g) {

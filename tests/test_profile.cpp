@@ -216,3 +216,29 @@ TEST_F(ProfileTest, WriteCsvToAnUnwritablePathThrows) {
   Profile profile;
   XGRAD_EXPECT_THROW_MSG(profile.write_csv("/nonexistent-dir/p.csv"), Error, "write_csv", "/nonexistent-dir/p.csv");
 }
+
+// An op reads one block of thread state (detail::ThreadState): all zero with no guard alive, and
+// each guard writes its own field while it lives and restores it after, on its thread only.
+TEST_F(ProfileTest, GuardsShareOneThreadStateBlockThatIsZeroWhenOff) {
+  const auto is_off = [] {
+    const detail::ThreadState& s = detail::thread_state();
+    return !s.no_grad && !s.anomaly && s.scope == 0 && s.profile == nullptr;
+  };
+  EXPECT_TRUE(is_off());
+  {
+    NoGradGuard no_grad;
+    EXPECT_TRUE(detail::thread_state().no_grad);
+    EXPECT_FALSE(grad_enabled());
+    DetectAnomaly anomaly;
+    EXPECT_TRUE(anomaly_enabled());
+    Profile profile;
+    EXPECT_NE(detail::thread_state().profile, nullptr);
+    NameScope scope("outer");
+    EXPECT_EQ(detail::scope_info(detail::thread_state().scope).name, "outer");
+    bool other_off = false;
+    std::thread([&] { other_off = is_off(); }).join();
+    EXPECT_TRUE(other_off) << "another thread sees its own state";
+  }
+  EXPECT_TRUE(is_off());
+  EXPECT_TRUE(grad_enabled());
+}
