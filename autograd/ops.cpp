@@ -270,24 +270,20 @@ namespace {
 // The gradients of y = a·op(b) from g = dL/dy (m, n), where op(b) is b (k, n) or, with
 // b_transposed, bᵀ for b (n, k):  da += g·op(b)ᵀ (m, k);  db += aᵀ·g (k, n) or gᵀ·a (n, k).
 // Both through GEMM with the transpose flags, accumulating with beta = 1 where a gradient is.
+// db goes through Tape::weight_grad: a weight used in many small products (a recurrent weight,
+// once per time step) gets their sum in one large GEMM later in the sweep.
 // a may have more than two axes: its rows are all but the last (m = a.size / k).
 template <class T>
 void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
   const std::size_t k = b_transposed ? B.value.shape()[1] : B.value.shape()[0];
   const std::size_t n = b_transposed ? B.value.shape()[0] : B.value.shape()[1];
   const std::size_t m = A.value.size() / k;
-  T beta;
   if (A.requires_grad) {
+    T beta;
     T* da = A.grad_buffer(beta);
     blas::gemm(false, !b_transposed, m, k, n, T(1), g, B.value.data(), beta, da);
   }
-  if (B.requires_grad) {
-    T* db = B.grad_buffer(beta);
-    if (b_transposed)
-      blas::gemm(true, false, n, k, m, T(1), g, A.value.data(), beta, db);
-    else
-      blas::gemm(true, false, k, n, m, T(1), A.value.data(), g, beta, db);
-  }
+  if (B.requires_grad) Tape<T>::weight_grad(B, g, A.value.data(), m, n, k, b_transposed);
 }
 
 }  // namespace

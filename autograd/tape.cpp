@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "blas.hpp"
 #include "record.hpp"
 #include "var.hpp"
 
@@ -146,6 +147,8 @@ void Tape<T>::release() {
   nodes_.clear();
   nodes_.shrink_to_fit();
   grad_pool_.clear();
+  batches_.clear();
+  batches_.shrink_to_fit();
   held_.shrink_to_fit();
   kept_.shrink_to_fit();
 }
@@ -161,6 +164,13 @@ std::size_t Tape<T>::memory_bytes() const {
   }
   for (const auto& [size, buffers] : grad_pool_)
     for (const auto& b : buffers) bytes += b.storage().capacity() * sizeof(T);
+  return bytes + batch_bytes();
+}
+
+template <class T>
+std::size_t Tape<T>::batch_bytes() const {
+  std::size_t bytes = 0;
+  for (const Batch& b : batches_) bytes += (b.g.capacity() + b.a.capacity()) * sizeof(T);
   return bytes;
 }
 
@@ -182,6 +192,119 @@ void Tape<T>::release_grad(Node<T>& node) {
   node.grad = Array<T>::from_shape({0});  // no storage (a default xarray is 0-d with one element)
 }
 
+namespace {
+// The tape of T this thread is sweeping, for the rules' weight_grad(); null outside a sweep.
+template <class T>
+Tape<T>*& sweeping_tape() {
+  thread_local Tape<T>* tape = nullptr;
+  return tape;
+}
+
+// dw (+)= gᵀ·a (dw (n, k)) or aᵀ·g (dw (k, n)) over `rows` rows, β as grad_buffer gives it.
+template <class T>
+void weight_gemm(T* dw, T beta, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
+                 bool w_is_nk) {
+  if (w_is_nk)
+    blas::gemm(true, false, n, k, rows, T(1), g, a, beta, dw);
+  else
+    blas::gemm(true, false, k, n, rows, T(1), a, g, beta, dw);
+}
+}  // namespace
+
+template <class T>
+void Tape<T>::weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
+                          bool w_is_nk) {
+  Tape* tape = sweeping_tape<T>();
+  const std::size_t bytes = rows * (n + k) * sizeof(T);
+  if (tape == nullptr || !tape->batching_ || rows >= kBatchMaxRows || bytes > kBatchBytes) {
+    T beta;
+    T* dw = w.grad_buffer(beta);
+    weight_gemm(dw, beta, g, a, rows, n, k, w_is_nk);
+    return;
+  }
+  Batch* b = nullptr;
+  Batch* free = nullptr;
+  for (Batch& x : tape->batches_) {
+    if (x.w == &w) b = &x;
+    if (x.w == nullptr && free == nullptr) free = &x;
+  }
+  // The same weight in a product of the other orientation: its rows go on a stack of their own
+  // shape, so the first stack is summed now.
+  if (b != nullptr && (b->w_is_nk != w_is_nk || b->n != n || b->k != k)) {
+    tape->flush(*b);
+    free = b;
+    b = nullptr;
+  }
+  if (b == nullptr) {
+    if (free == nullptr) free = &tape->batches_.emplace_back();
+    b = free;
+    b->w = &w;
+    b->w_is_nk = w_is_nk;
+    b->n = n;
+    b->k = k;
+    b->rows = 0;
+  }
+  if ((b->rows + rows) * (n + k) * sizeof(T) > kBatchBytes) {
+    tape->flush(*b);
+    b->w = &w;
+  }
+  tape->add_rows(*b, g, a, rows);
+  w.deferred = true;
+}
+
+template <class T>
+void Tape<T>::add_rows(Batch& b, const T* g, const T* a, std::size_t rows) {
+  // The stacks only grow (resizing within their size would zero-fill rows about to be copied over),
+  // doubling but never past the bound.
+  const std::size_t total = b.rows + rows;
+  const std::size_t bound = kBatchBytes / ((b.n + b.k) * sizeof(T));
+  auto grow = [&](std::vector<T>& v, std::size_t width) {
+    if (v.size() >= total * width) return;
+    v.reserve(std::max(total, std::min(bound, 2 * v.size() / width)) * width);
+    v.resize(total * width);
+  };
+  grow(b.g, b.n);
+  grow(b.a, b.k);
+  std::copy(g, g + rows * b.n, b.g.data() + b.rows * b.n);
+  std::copy(a, a + rows * b.k, b.a.data() + b.rows * b.k);
+  b.rows = total;
+}
+
+template <class T>
+void Tape<T>::flush(Batch& b) {
+  if (b.w == nullptr) return;
+  Slot<T>& w = *b.w;
+  if (b.rows > 0) {
+    if (!w.has_grad) acquire(w.grad, w.value.size());  // a weight computed on the tape: a pooled buffer
+    T beta;
+    T* dw = w.grad_buffer(beta);
+    weight_gemm(dw, beta, b.g.data(), b.a.data(), b.rows, b.n, b.k, b.w_is_nk);
+  }
+  w.deferred = false;
+  b.w = nullptr;
+  b.rows = 0;
+}
+
+template <class T>
+void Tape<T>::flush(Slot<T>& w) {
+  for (Batch& b : batches_)
+    if (b.w == &w) flush(b);
+}
+
+template <class T>
+void Tape<T>::flush_all() {
+  for (Batch& b : batches_) flush(b);
+}
+
+template <class T>
+void Tape<T>::drop_batches() {
+  for (Batch& b : batches_) {
+    if (b.w != nullptr) b.w->deferred = false;
+    b.w = nullptr;
+    b.rows = 0;
+  }
+}
+
 template <class T>
 void Tape<T>::backward(std::size_t root) {
   for (std::size_t i = 0; i <= root; ++i) {
@@ -196,10 +319,26 @@ void Tape<T>::backward(std::size_t root) {
   const bool check = anomaly_enabled();
   detail::ProfileState* profile = detail::profile_state();
   detail::ProfileClock::time_point start;
+  // Weight gradients are batched unless something looks at each rule's gradients or time.
+  struct Sweeping {
+    Tape* tape;
+    Tape* previous;
+    bool was_batching;
+    Sweeping(Tape* t, bool batching) : tape(t), previous(sweeping_tape<T>()), was_batching(t->batching_) {
+      sweeping_tape<T>() = t;
+      t->batching_ = batching;
+    }
+    ~Sweeping() {
+      tape->drop_batches();  // after a throw; empty after a finished sweep
+      tape->batching_ = was_batching;
+      sweeping_tape<T>() = previous;
+    }
+  } sweeping(this, !check && profile == nullptr);
   detail::SweepObserver<T>* const observers = detail::sweep_observers<T>();
   for (detail::SweepObserver<T>* o = observers; o != nullptr; o = o->next) o->sweep_started(*this, root);
   for (std::size_t i = root + 1; i-- > 0;) {
     Node<T>& n = *nodes_[i];
+    if (n.deferred) flush(n);  // every node after this one has sent its gradient: complete it
     if (observers != nullptr)
       for (detail::SweepObserver<T>* o = observers; o != nullptr; o = o->next) o->node_done(i, n);
     if (n.backward == nullptr || !n.has_grad) continue;
@@ -226,6 +365,7 @@ void Tape<T>::backward(std::size_t root) {
     }
     if (!n.retain) release_grad(n);
   }
+  flush_all();  // the parameters' batched products
 }
 
 void clear_tape() {

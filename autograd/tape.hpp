@@ -29,6 +29,7 @@ struct Slot {
   Array<T> grad;               // valid when has_grad
   bool requires_grad = false;  // gradient flows into this slot
   bool has_grad = false;       // grad holds a value in the current sweep (always for params)
+  bool deferred = false;       // part of grad waits in the sweep's batched weight gradients
 
   // Pointer to a gradient buffer of value's shape, and the GEMM beta to write into it:
   // 0 when the buffer is fresh in this sweep, 1 when it already holds a gradient.
@@ -100,9 +101,25 @@ class Tape {
   Node<T>& node(std::size_t i) { return *nodes_[i]; }
   // Bytes held by the tape's nodes (values, gradients, saved arrays), used or kept for reuse.
   std::size_t memory_bytes() const;
+  // Of memory_bytes(), the stacks of batched weight gradients (at most kBatchBytes per weight).
+  std::size_t batch_bytes() const;
   // Reverse sweep from node `root`, whose value must have one element. Parameters accumulate
   // their gradients; an intermediate node keeps its gradient only if retain_grad() was asked.
   void backward(std::size_t root);
+
+  // The weight gradient of a product with few rows, w += gᵀ·a (w (n, k), g (rows, n), a (rows, k))
+  // or, with !w_is_nk, w += aᵀ·g (w (k, n)). During a sweep of this thread's tape of T the rows
+  // are copied onto w's stack and summed with the other products into w in one GEMM with
+  // K = all the rows (a 32-row product runs at a quarter of a large one's rate): before the
+  // sweep reaches w's node, when the stack would pass kBatchBytes, or at the end of the sweep.
+  // Outside a sweep, or under DetectAnomaly or a Profile (which look at each rule's gradients
+  // and time), one GEMM now.
+  static void weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
+                          bool w_is_nk);
+  // A product with at least this many rows runs near the GEMM peak: its weight gradient is not batched.
+  static constexpr std::size_t kBatchMaxRows = 512;
+  // Bound of one weight's stack of rows (g's and a's), so batching holds little memory.
+  static constexpr std::size_t kBatchBytes = std::size_t(4) << 20;
 
  private:
   std::vector<std::unique_ptr<Node<T>>> nodes_;
@@ -117,6 +134,22 @@ class Tape {
   // Gradient buffers of intermediate nodes, free for the next node that needs one of that size:
   // during a sweep only the gradients still waiting to be propagated hold memory.
   std::unordered_map<std::size_t, std::vector<Array<T>>> grad_pool_;
+
+  // One weight's batched gradient products in the current sweep: the rows stacked so far.
+  // Kept (emptied) across sweeps, so the stacks are allocated once.
+  struct Batch {
+    Slot<T>* w = nullptr;  // null: free
+    bool w_is_nk = true;
+    std::size_t n = 0, k = 0, rows = 0;
+    std::vector<T> g, a;  // (rows, n) and (rows, k)
+  };
+  std::vector<Batch> batches_;
+  bool batching_ = false;  // in a sweep that batches weight gradients
+  void add_rows(Batch& b, const T* g, const T* a, std::size_t rows);
+  void flush(Batch& b);
+  void flush(Slot<T>& w);
+  void flush_all();
+  void drop_batches();  // a failed sweep: the partial stacks are forgotten
 };
 
 // Clears this thread's float and double tapes.
