@@ -55,6 +55,15 @@ bool mpi_running() {
   abort(what);
 }
 
+// Whether a launcher (mpirun, mpiexec, srun) started this process: each sets its process
+// management interface's variables. Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE and PMIX_RANK,
+// srun --mpi=pmix PMIX_RANK, Hydra and srun --mpi=pmi2 PMI_RANK.
+bool started_by_launcher() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
 void start(int* argc, char*** argv) {
   if (g.alive) throw Error("dist::Session: a session is already alive (create one per program)");
   int initialised = 0, finalised = 0;
@@ -62,6 +71,14 @@ void start(int* argc, char*** argv) {
   MPI_Finalized(&finalised);
   if (finalised) throw Error("dist::Session: MPI was already finalised and cannot be initialised again");
   State s;
+  if (!initialised && !started_by_launcher()) {
+    // Alone: rank 0 of 1 without starting MPI, whose singleton start would spawn a helper
+    // daemon and keep memory it never frees. The collectives act locally.
+    s.previous = std::set_terminate(on_terminate);
+    s.alive = true;
+    g = s;
+    return;
+  }
   if (!initialised) {
     int provided = 0;
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
@@ -210,7 +227,7 @@ Session::~Session() {
     g = State{};
     return;
   }
-  MPI_Comm_free(&g.comm);
+  if (g.comm != MPI_COMM_NULL) MPI_Comm_free(&g.comm);
   if (g.owns) MPI_Finalize();
   g = State{};
 }

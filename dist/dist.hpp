@@ -33,8 +33,10 @@
 namespace xgrad::dist {
 
 // Initialises MPI (MPI_Init_thread, funneled: only this thread calls MPI) unless it is already
-// initialised, and finalises it when destroyed if it initialised it. Without mpirun the program
-// is rank 0 of 1. A second Session while one is alive is an Error.
+// initialised, and finalises it when destroyed if it initialised it. Started by a launcher
+// (mpirun, mpiexec, srun: seen from the variables each sets) it joins the job; started alone the
+// program is rank 0 of 1 and MPI is not started at all (no daemon, nothing to free), the
+// collectives acting locally. A second Session while one is alive is an Error.
 //
 // A failing rank must not leave the others waiting in a collective. While a session is alive:
 // - an exception that ends the program (uncaught) prints "rank r: <what()>" on stderr and
