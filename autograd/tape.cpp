@@ -254,13 +254,15 @@ void Tape<T>::weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, 
 
 template <class T>
 void Tape<T>::add_rows(Batch& b, const T* g, const T* a, std::size_t rows) {
-  // The stacks only grow (resizing within their size would zero-fill rows about to be copied over),
-  // doubling but never past the bound.
+  // The stacks only grow (resizing within their size would zero-fill rows about to be copied over);
+  // their capacity doubles, never past the bound, so a sweep reallocates each stack O(log rows)
+  // times (growing from the size instead reallocated and copied the whole stack at every step).
   const std::size_t total = b.rows + rows;
   const std::size_t bound = kBatchBytes / ((b.n + b.k) * sizeof(T));
   auto grow = [&](std::vector<T>& v, std::size_t width) {
     if (v.size() >= total * width) return;
-    v.reserve(std::max(total, std::min(bound, 2 * v.size() / width)) * width);
+    if (v.capacity() < total * width)
+      v.reserve(std::max(total, std::min(bound, 2 * (v.capacity() / width))) * width);
     v.resize(total * width);
   };
   grow(b.g, b.n);
