@@ -48,11 +48,16 @@ template <class T>
 struct Cblas;
 template <>
 struct Cblas<float> {
-  static constexpr auto gemm = cblas_sgemm, gemv = cblas_sgemv, ger = cblas_sger;
+  // One declaration each: a declaration of several `auto`s must deduce one type (clang holds to it).
+  static constexpr auto gemm = cblas_sgemm;
+  static constexpr auto gemv = cblas_sgemv;
+  static constexpr auto ger = cblas_sger;
 };
 template <>
 struct Cblas<double> {
-  static constexpr auto gemm = cblas_dgemm, gemv = cblas_dgemv, ger = cblas_dger;
+  static constexpr auto gemm = cblas_dgemm;
+  static constexpr auto gemv = cblas_dgemv;
+  static constexpr auto ger = cblas_dger;
 };
 
 template <class T>
