@@ -30,34 +30,18 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "common.hpp"
+
 namespace {
 
 using namespace xgrad;
 constexpr std::size_t kVocab = 65;
 double g_rss_start_mb = 0;  // resident set when main() starts, before any model exists
 
-double rss_now_mb() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
+using bench::rss_now_mb;
+using bench::rss_peak_mb;
 
-double rss_peak_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;  // KiB on Linux
-}
-
-std::vector<int> random_ids(std::size_t n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int> d(0, int(kVocab) - 1);
-  std::vector<int> ids(n);
-  for (int& v : ids) v = d(gen);
-  return ids;
-}
+std::vector<int> random_ids(std::size_t n, std::uint32_t seed) { return bench::random_ids(n, kVocab, seed); }
 
 // A sequence layer over one-hot characters and a linear layer to the next character's logits.
 template <class Layer>
