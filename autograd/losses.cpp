@@ -125,7 +125,7 @@ Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets,
         g[i * C + static_cast<std::size_t>(targets[i])] -= s * on;
       }
     });
-  });
+  }, detail::kReadsNothing);
 }
 
 }  // namespace
@@ -179,7 +179,7 @@ Var<T> binary_cross_entropy(const Var<T>& probs, const Var<T>& targets) {
   return r.finish([](Node<T>& nd) {
     Slot<T>& P = nd.in(0);
     Slot<T>& Tg = nd.in(1);
-    const std::size_t n = P.value.size();
+    const std::size_t n = P.elements();
     const T scale = nd.grad.flat(0) / static_cast<T>(n);
     const T* p = P.value.data();
     const T* t = Tg.value.data();
@@ -210,7 +210,7 @@ Var<T> mse_loss(const Var<T>& a, const Var<T>& b) {
   return r.finish([](Node<T>& nd) {
     Slot<T>& A = nd.in(0);
     Slot<T>& B = nd.in(1);
-    const std::size_t n = A.value.size();
+    const std::size_t n = A.elements();
     const T scale = T(2) * nd.grad.flat(0) / static_cast<T>(n);
     const T* x = A.value.data();
     const T* y = B.value.data();

@@ -47,7 +47,7 @@ void grad_map(Node<T>& n, D d) {
   const T* a = n.in(0).value.data();
   const T* y = n.value.data();
   const T* g = n.grad.data();
-  add_grad_each(n.in(0), n.value.size(), [a, y, g, d](std::size_t k) { return g[k] * d(a[k], y[k]); });
+  add_grad_each(n.in(0), n.elements(), [a, y, g, d](std::size_t k) { return g[k] * d(a[k], y[k]); });
 }
 
 // 1 / (1 + e^-a) without overflow for large |a|.
@@ -393,7 +393,7 @@ Var<T> masked_fill(const Var<T>& a, const xt::xarray<bool>& mask, double value) 
   return r.finish([](Node<T>& n) {
     const T* m = n.saved_array.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [m, g](std::size_t k) { return m[k] != T(0) ? T(0) : g[k]; });
+    add_grad_each(n.in(0), n.elements(), [m, g](std::size_t k) { return m[k] != T(0) ? T(0) : g[k]; });
   });
 }
 
@@ -445,7 +445,7 @@ Var<T> layer_norm_op(const Var<T>& x, const Var<T>* weight, const Var<T>* bias, 
   return r.finish([](Node<T>& nd) {
     Slot<T>& X = nd.in(0);
     const bool affine = nd.inputs.size() == 3;
-    const std::size_t n = X.value.shape()[X.value.dimension() - 1], N = X.value.size() / n;
+    const std::size_t n = X.value.shape()[X.value.dimension() - 1], N = X.elements() / n;
     const T* px = X.value.data();
     const T* g = nd.grad.data();
     const T* w = affine ? nd.in(1).value.data() : nullptr;
@@ -512,7 +512,7 @@ Var<T> dropout(const Var<T>& x, double p, bool training) {
   return r.finish([](Node<T>& n) {
     const T* m = n.saved_array.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [m, g](std::size_t k) { return g[k] * m[k]; });
+    add_grad_each(n.in(0), n.elements(), [m, g](std::size_t k) { return g[k] * m[k]; });
   });
 }
 

@@ -69,16 +69,16 @@ void require_nonempty(const char* op, const Var<T>& a) {
 // y = f(a[k], b[k]) in one pass when a and b have one shape (the common case), else through
 // xtensor's broadcasting expression e.
 template <class T, class F, class E>
-void elementwise(Array<T>& y, const Var<T>& a, const Var<T>& b, F f, E&& e) {
+void elementwise(OpRecord<T>& r, const Var<T>& a, const Var<T>& b, F f, E&& e) {
   if (detail::shapes_equal(a.shape(), b.shape())) {
-    y.resize(a.shape());
+    Array<T>& y = r.output(a.shape());
     const T* pa = a.value().data();
     const T* pb = b.value().data();
     T* py = y.data();
     const std::size_t n = y.size();
     for (std::size_t k = 0; k < n; ++k) py[k] = f(pa[k], pb[k]);
   } else {
-    xt::noalias(y) = std::forward<E>(e);
+    xt::noalias(r.value()) = std::forward<E>(e);
   }
 }
 
@@ -88,8 +88,8 @@ template <class T, class F, class E>
 void grad_each_or(Node<T>& n, std::size_t i, F f, E&& e) {
   Slot<T>& in = n.in(i);
   if (!in.requires_grad) return;
-  if (in.value.size() == n.value.size())
-    add_grad_each(in, n.value.size(), f);
+  if (in.elements() == n.elements())
+    add_grad_each(in, n.elements(), f);
   else
     add_grad(in, std::forward<E>(e));
 }
@@ -104,12 +104,12 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
   check_live("add", a, b);
   check_broadcast("add", a, b);
   OpRecord<T> r("add", {&a, &b});
-  elementwise(r.value(), a, b, [](T x, T y) { return x + y; }, a.value() + b.value());
+  elementwise(r, a, b, [](T x, T y) { return x + y; }, a.value() + b.value());
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
     grad_each_or(n, 0, [g](std::size_t k) { return g[k]; }, n.grad);
     grad_each_or(n, 1, [g](std::size_t k) { return g[k]; }, n.grad);
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = a - b
@@ -118,12 +118,12 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
   check_live("sub", a, b);
   check_broadcast("sub", a, b);
   OpRecord<T> r("sub", {&a, &b});
-  elementwise(r.value(), a, b, [](T x, T y) { return x - y; }, a.value() - b.value());
+  elementwise(r, a, b, [](T x, T y) { return x - y; }, a.value() - b.value());
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
     grad_each_or(n, 0, [g](std::size_t k) { return g[k]; }, n.grad);
     grad_each_or(n, 1, [g](std::size_t k) { return -g[k]; }, -n.grad);
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = a ∘ b; da = g ∘ b, db = g ∘ a
@@ -132,19 +132,19 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
   check_live("mul", a, b);
   check_broadcast("mul", a, b);
   OpRecord<T> r("mul", {&a, &b});
-  elementwise(r.value(), a, b, [](T x, T y) { return x * y; }, a.value() * b.value());
+  elementwise(r, a, b, [](T x, T y) { return x * y; }, a.value() * b.value());
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
-    if (n.in(0).value.size() == n.value.size() && n.in(1).value.size() == n.value.size()) {
+    if (n.in(0).elements() == n.elements() && n.in(1).elements() == n.elements()) {
       const T* va = n.in(0).value.data();
       const T* vb = n.in(1).value.data();
-      add_grad_each(n.in(0), n.value.size(), [g, vb](std::size_t k) { return g[k] * vb[k]; });
-      add_grad_each(n.in(1), n.value.size(), [g, va](std::size_t k) { return g[k] * va[k]; });
+      add_grad_each(n.in(0), n.elements(), [g, vb](std::size_t k) { return g[k] * vb[k]; });
+      add_grad_each(n.in(1), n.elements(), [g, va](std::size_t k) { return g[k] * va[k]; });
       return;
     }
     add_grad(n.in(0), n.grad * n.in(1).value);
     add_grad(n.in(1), n.grad * n.in(0).value);
-  });
+  }, detail::reads_inputs(0b11));
 }
 
 // y = a / b; da = g / b, db = -g ∘ y / b
@@ -153,7 +153,7 @@ Var<T> div(const Var<T>& a, const Var<T>& b) {
   check_live("div", a, b);
   check_broadcast("div", a, b);
   OpRecord<T> r("div", {&a, &b});
-  xt::noalias(r.value()) = a.value() / b.value();
+  xt::noalias(r.output(a.shape())) = a.value() / b.value();
   return r.finish([](Node<T>& n) {
     add_grad(n.in(0), n.grad / n.in(1).value);
     add_grad(n.in(1), -n.grad * n.value / n.in(1).value);
@@ -164,28 +164,28 @@ Var<T> div(const Var<T>& a, const Var<T>& b) {
 template <class T>
 Var<T> neg(const Var<T>& a) {
   OpRecord<T> r("neg", {&a});
-  xt::noalias(r.value()) = -a.value();
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad); });
+  xt::noalias(r.output(a.shape())) = -a.value();
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad); }, detail::kReadsNothing);
 }
 
 // y = alpha·a + beta; da = alpha·g
 template <class T>
 Var<T> affine(const Var<T>& a, T alpha, T beta) {
   OpRecord<T> r("affine", {&a});
-  xt::noalias(r.value()) = alpha * a.value() + beta;
+  xt::noalias(r.output(a.shape())) = alpha * a.value() + beta;
   r.save(AffineSaved<T>{alpha});
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
     const T alpha = saved<AffineSaved<T>>(n).alpha;
-    add_grad_each(n.in(0), n.value.size(), [g, alpha](std::size_t k) { return alpha * g[k]; });
-  });
+    add_grad_each(n.in(0), n.elements(), [g, alpha](std::size_t k) { return alpha * g[k]; });
+  }, detail::kReadsNothing);
 }
 
 // y = s / a; da = -g ∘ y / a
 template <class T>
 Var<T> rdiv(T s, const Var<T>& a) {
   OpRecord<T> r("rdiv", {&a});
-  xt::noalias(r.value()) = s / a.value();
+  xt::noalias(r.output(a.shape())) = s / a.value();
   return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad * n.value / n.in(0).value); });
 }
 
@@ -195,72 +195,72 @@ Var<T> rdiv(T s, const Var<T>& a) {
 template <class T>
 Var<T> tanh(const Var<T>& a) {
   OpRecord<T> r("tanh", {&a});
-  xt::noalias(r.value()) = xt::tanh(a.value());
+  xt::noalias(r.output(a.shape())) = xt::tanh(a.value());
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return (T(1) - y[k] * y[k]) * g[k]; });
-  });
+    add_grad_each(n.in(0), n.elements(), [y, g](std::size_t k) { return (T(1) - y[k] * y[k]) * g[k]; });
+  }, detail::kReadsOutput);
 }
 
 // y = 1 / (1 + e^-a); da = y(1 - y) ∘ g
 template <class T>
 Var<T> sigmoid(const Var<T>& a) {
   OpRecord<T> r("sigmoid", {&a});
-  xt::noalias(r.value()) = T(1) / (T(1) + xt::exp(-a.value()));
+  xt::noalias(r.output(a.shape())) = T(1) / (T(1) + xt::exp(-a.value()));
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] * (T(1) - y[k]) * g[k]; });
-  });
+    add_grad_each(n.in(0), n.elements(), [y, g](std::size_t k) { return y[k] * (T(1) - y[k]) * g[k]; });
+  }, detail::kReadsOutput);
 }
 
 // y = max(a, 0); da = [a > 0] ∘ g
 template <class T>
 Var<T> relu(const Var<T>& a) {
   OpRecord<T> r("relu", {&a});
-  xt::noalias(r.value()) = xt::maximum(a.value(), T(0));
+  xt::noalias(r.output(a.shape())) = xt::maximum(a.value(), T(0));
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] > T(0) ? g[k] : T(0); });
-  });
+    add_grad_each(n.in(0), n.elements(), [y, g](std::size_t k) { return y[k] > T(0) ? g[k] : T(0); });
+  }, detail::kReadsOutput);
 }
 
 // y = e^a; da = y ∘ g
 template <class T>
 Var<T> exp(const Var<T>& a) {
   OpRecord<T> r("exp", {&a});
-  xt::noalias(r.value()) = xt::exp(a.value());
+  xt::noalias(r.output(a.shape())) = xt::exp(a.value());
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
-    add_grad_each(n.in(0), n.value.size(), [y, g](std::size_t k) { return y[k] * g[k]; });
-  });
+    add_grad_each(n.in(0), n.elements(), [y, g](std::size_t k) { return y[k] * g[k]; });
+  }, detail::kReadsOutput);
 }
 
 // y = ln a; da = g / a
 template <class T>
 Var<T> log(const Var<T>& a) {
   OpRecord<T> r("log", {&a});
-  xt::noalias(r.value()) = xt::log(a.value());
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / n.in(0).value); });
+  xt::noalias(r.output(a.shape())) = xt::log(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / n.in(0).value); }, detail::reads_inputs(0b1));
 }
 
 // y = a²; da = 2a ∘ g
 template <class T>
 Var<T> square(const Var<T>& a) {
   OpRecord<T> r("square", {&a});
-  xt::noalias(r.value()) = a.value() * a.value();
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), T(2) * n.in(0).value * n.grad); });
+  xt::noalias(r.output(a.shape())) = a.value() * a.value();
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), T(2) * n.in(0).value * n.grad); }, detail::reads_inputs(0b1));
 }
 
 // y = √a; da = g / (2y)
 template <class T>
 Var<T> sqrt(const Var<T>& a) {
   OpRecord<T> r("sqrt", {&a});
-  xt::noalias(r.value()) = xt::sqrt(a.value());
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / (T(2) * n.value)); });
+  xt::noalias(r.output(a.shape())) = xt::sqrt(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / (T(2) * n.value)); }, detail::kReadsOutput);
 }
 
 // ---------------------------------------------------------------- matrix products
@@ -277,7 +277,7 @@ template <class T>
 void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
   const std::size_t k = b_transposed ? B.value.shape()[1] : B.value.shape()[0];
   const std::size_t n = b_transposed ? B.value.shape()[0] : B.value.shape()[1];
-  const std::size_t m = A.value.size() / k;
+  const std::size_t m = A.elements() / k;
   if (A.requires_grad) {
     T beta;
     T* da = A.grad_buffer(beta);
@@ -298,9 +298,9 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
     throw ShapeError("matmul: inner dimensions differ: " + shape_str(a.shape()) + " x " + shape_str(b.shape()));
   const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[1];
   OpRecord<T> r("matmul", {&a, &b});
-  r.value().resize({m, n});
+  r.output(Shape{m, n});
   blas::gemm(false, false, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
-  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), false); });
+  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), false); }, detail::reads_inputs(0b11));
 }
 
 // y = a·bᵀ   a (m, k), b (n, k); da += g·b, db += gᵀ·a
@@ -314,9 +314,9 @@ Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
                      shape_str(b.shape()) + "ᵀ");
   const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[0];
   OpRecord<T> r("matmul_nt", {&a, &b});
-  r.value().resize({m, n});
+  r.output(Shape{m, n});
   blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
-  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), true); });
+  return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), true); }, detail::reads_inputs(0b11));
 }
 
 // y = x·wᵀ + b   x (m, in), w (out, in), b (out); dx += g·w, dw += gᵀ·x, db += Σ_rows g.
@@ -336,20 +336,19 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
   Shape out_shape(x.shape().begin(), x.shape().end());
   out_shape.back() = n;
   OpRecord<T> r("linear", {&x, &w, &b});
-  Array<T>& y = r.value();
-  y.resize(out_shape);
+  Array<T>& y = r.output(out_shape);
   for (std::size_t i = 0; i < m; ++i) std::copy(b.value().begin(), b.value().end(), y.data() + i * n);
   blas::gemm(false, true, m, n, k, T(1), x.value().data(), w.value().data(), T(1), y.data());
   return r.finish([](Node<T>& nd) {
     product_backward(nd.grad.data(), nd.in(0), nd.in(1), true);
     Slot<T>& B = nd.in(2);
-    const std::size_t n = B.value.size(), m = nd.grad.size() / n;
+    const std::size_t n = B.elements(), m = nd.grad.size() / n;
     if (B.requires_grad) {
       T* db = grad_ref(B).data();
       const T* g = nd.grad.data();
       for (std::size_t i = 0; i < m; ++i) add_into(db, g + i * n, n);
     }
-  });
+  }, detail::reads_inputs(0b011));
 }
 
 // y = c + a·bᵀ   c (m, n), a (m, k), b (n, k); dc += g, da += g·b, db += gᵀ·a.
@@ -369,14 +368,13 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
                      shape_str(a.shape()) + " x " + shape_str(b.shape()) + "ᵀ, expected (" + std::to_string(m) +
                      ", " + std::to_string(n) + ")");
   OpRecord<T> r("addmm_nt", {&c, &a, &b});
-  Array<T>& y = r.value();
-  y.resize({m, n});
+  Array<T>& y = r.output(Shape{m, n});
   std::copy(c.value().data(), c.value().data() + m * n, y.data());
   blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(1), y.data());
   return r.finish([](Node<T>& nd) {
     add_grad_copy(nd.in(0), nd.grad.data());
     product_backward(nd.grad.data(), nd.in(1), nd.in(2), true);
-  });
+  }, detail::reads_inputs(0b110));
 }
 
 // y = x·wᵀ + b for the one-hot rows x = onehot(ids, in): y[i] = w[:, ids[i]] + b, a column
@@ -397,8 +395,7 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
                        ") outside the weight's " + std::to_string(in) + " input columns, shape " +
                        shape_str(w.shape()));
   OpRecord<T> r("linear_onehot", {&w, &b});
-  Array<T>& y = r.value();
-  y.resize({ids.size(), out});
+  Array<T>& y = r.output(Shape{ids.size(), out});
   const T* pw = w.value().data();
   const T* pb = b.value().data();
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -425,7 +422,7 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
       T* db = grad_ref(B).data();
       for (std::size_t i = 0; i < ids.size(); ++i) add_into(db, g + i * out, out);
     }
-  });
+  }, detail::kReadsNothing);
 }
 
 // ---------------------------------------------------------------- reductions
@@ -442,7 +439,7 @@ Var<T> sum(const Var<T>& a) {
     Array<T>& g = grad_ref(A);
     const T s = n.grad.flat(0);
     for (T& v : g) v += s;
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = Σ_axis a (the axis removed); da = g broadcast back along the axis
@@ -457,7 +454,7 @@ Var<T> sum(const Var<T>& a, long axis) {
     Slot<T>& A = n.in(0);
     const std::size_t ax = saved<AxisSaved>(n).axis;
     add_grad(A, xt::broadcast(xt::expand_dims(n.grad, ax), A.value.shape()));
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = Σ a / N (0-d)
@@ -472,9 +469,9 @@ Var<T> mean(const Var<T>& a) {
     Slot<T>& A = n.in(0);
     if (!A.requires_grad) return;
     Array<T>& g = grad_ref(A);
-    const T s = n.grad.flat(0) / static_cast<T>(A.value.size());
+    const T s = n.grad.flat(0) / static_cast<T>(A.elements());
     for (T& v : g) v += s;
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = e^(a - max) / Σ e^(a - max) along axis; da = y ∘ (g - Σ_axis g ∘ y)
@@ -485,14 +482,14 @@ Var<T> softmax(const Var<T>& a, long axis) {
   const std::size_t ax = norm_axis("softmax", axis, a.shape());
   OpRecord<T> r("softmax", {&a});
   Array<T> e = xt::exp(a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
-  xt::noalias(r.value()) = e / xt::sum(e, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
+  xt::noalias(r.output(a.shape())) = e / xt::sum(e, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
   r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
     const std::size_t ax = saved<AxisSaved>(n).axis;
     Array<T> gy = n.grad * n.value;
     Array<T> s = xt::sum(gy, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
     add_grad(n.in(0), gy - n.value * s);
-  });
+  }, detail::kReadsOutput);
 }
 
 // y = a - max - log Σ e^(a - max) along axis; da = g - softmax(a) ∘ Σ_axis g
@@ -504,13 +501,13 @@ Var<T> log_softmax(const Var<T>& a, long axis) {
   OpRecord<T> r("log_softmax", {&a});
   Array<T> shifted = a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
   Array<T> lse = xt::log(xt::sum(xt::exp(shifted), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
-  xt::noalias(r.value()) = shifted - lse;
+  xt::noalias(r.output(a.shape())) = shifted - lse;
   r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
     const std::size_t ax = saved<AxisSaved>(n).axis;
     Array<T> s = xt::sum(n.grad, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
     add_grad(n.in(0), n.grad - xt::exp(n.value) * s);
-  });
+  }, detail::kReadsOutput);
 }
 
 // ---------------------------------------------------------------- shape
@@ -534,8 +531,7 @@ Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
     out_shape[ax] += s[ax];
   }
   OpRecord<T> r("concat", vars);
-  Array<T>& y = r.value();
-  y.resize(out_shape);
+  Array<T>& y = r.output(out_shape);
   std::size_t offset = 0;
   for (const Var<T>& v : vars) {
     const std::size_t w = v.shape()[ax];
@@ -551,7 +547,7 @@ Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
       add_grad(*in, xt::strided_view(n.grad, axis_range(n.grad.dimension(), ax, offset, offset + w)));
       offset += w;
     }
-  });
+  }, detail::kReadsNothing);
 }
 
 template <class T>
@@ -571,7 +567,7 @@ Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
   OpRecord<T> r("slice", {&a});
   Shape s(a.shape().begin(), a.shape().end());
   s[ax] = static_cast<std::size_t>(end - begin);
-  r.value().resize(s);
+  r.output(s);
   // Row-major: `outer` blocks of len·inner elements; the slice keeps [begin·inner, end·inner) of each.
   const Blocks bl = blocks(a.shape(), ax);
   const std::size_t keep = s[ax] * bl.inner, from = static_cast<std::size_t>(begin) * bl.inner;
@@ -588,7 +584,7 @@ Var<T> slice(const Var<T>& a, long axis, long begin, long end) {
     T* g = grad_ref(A).data();
     const T* src = n.grad.data();
     for (std::size_t o = 0; o < bl.outer; ++o) add_into(g + o * bl.row + from, src + o * keep, keep);
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = a[index] along axis 0: a contiguous block of a
@@ -602,15 +598,15 @@ Var<T> select(const Var<T>& a, long index) {
   Shape s(a.shape().begin() + 1, a.shape().end());
   const std::size_t block = a.size() / a.shape()[0];
   OpRecord<T> r("select", {&a});
-  r.value().resize(s);
+  r.output(s);
   const T* src = a.value().data() + static_cast<std::size_t>(index) * block;
   std::copy(src, src + block, r.value().data());
   r.save(SelectSaved{static_cast<std::size_t>(index)});
   return r.finish([](Node<T>& n) {
     Slot<T>& A = n.in(0);
     if (!A.requires_grad) return;
-    add_into(grad_ref(A).data() + saved<SelectSaved>(n).index * n.value.size(), n.grad.data(), n.value.size());
-  });
+    add_into(grad_ref(A).data() + saved<SelectSaved>(n).index * n.elements(), n.grad.data(), n.elements());
+  }, detail::kReadsNothing);
 }
 
 // y[i] = vars[i], a new axis 0
@@ -626,13 +622,13 @@ Var<T> stack(const std::vector<Var<T>>& vars) {
   s.insert(s.end(), s0.begin(), s0.end());
   const std::size_t block = vars[0].size();
   OpRecord<T> r("stack", vars);
-  r.value().resize(s);
+  r.output(s);
   for (std::size_t i = 0; i < vars.size(); ++i)
     std::copy(vars[i].value().begin(), vars[i].value().end(), r.value().data() + i * block);
   return r.finish([](Node<T>& n) {
-    const std::size_t block = n.value.size() / n.value.shape()[0];
+    const std::size_t block = n.elements() / n.value.shape()[0];
     for (std::size_t i = 0; i < n.inputs.size(); ++i) add_grad_copy(*n.inputs[i], n.grad.data() + i * block);
-  });
+  }, detail::kReadsNothing);
 }
 
 template <class T>
@@ -649,11 +645,11 @@ Var<T> reshape(const Var<T>& a, const Shape& shape) {
     throw ShapeError("reshape: cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.size()) +
                      " elements) to " + shape_str(shape));
   OpRecord<T> r("reshape", {&a});
-  r.value().resize(shape);
+  r.output(shape);
   std::copy(a.value().begin(), a.value().end(), r.value().data());
   return r.finish([](Node<T>& n) {
     add_grad_copy(n.in(0), n.grad.data());
-  });
+  }, detail::kReadsNothing);
 }
 
 // y = aᵀ for a matrix
@@ -662,8 +658,8 @@ Var<T> transpose(const Var<T>& a) {
   check_live("transpose", a);
   if (a.dim() != 2) throw ShapeError("transpose: needs a matrix, got shape " + shape_str(a.shape()));
   OpRecord<T> r("transpose", {&a});
-  xt::noalias(r.value()) = xt::transpose(a.value());
-  return r.finish([](Node<T>& n) { add_grad(n.in(0), xt::transpose(n.grad)); });
+  xt::noalias(r.output(a.shape())) = xt::transpose(a.value());
+  return r.finish([](Node<T>& n) { add_grad(n.in(0), xt::transpose(n.grad)); }, detail::kReadsNothing);
 }
 
 // y[i] = table[ids[i]]; the gradient rows are added back into the picked rows
@@ -677,7 +673,7 @@ Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
       throw IndexError("embedding: id " + std::to_string(ids[i]) + " (position " + std::to_string(i) +
                        ") outside the table's " + std::to_string(rows) + " rows");
   OpRecord<T> r("embedding", {&table});
-  r.value().resize({ids.size(), dim});
+  r.output(Shape{ids.size(), dim});
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const T* src = table.value().data() + static_cast<std::size_t>(ids[i]) * dim;
     std::copy(src, src + dim, r.value().data() + i * dim);
@@ -691,7 +687,7 @@ Var<T> embedding(const Var<T>& table, const std::vector<int>& ids) {
     T* g = grad_ref(W).data();
     for (std::size_t i = 0; i < ids.size(); ++i)
       add_into(g + static_cast<std::size_t>(ids[i]) * dim, n.grad.data() + i * dim, dim);
-  });
+  }, detail::kReadsNothing);
 }
 
 #define XGRAD_OPS_INSTANTIATE(T)                                                \

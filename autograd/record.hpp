@@ -77,10 +77,10 @@ void add_grad_each(Slot<T>& s, std::size_t n, F f) {
   }
 }
 
-// s.grad (+)= src, src holding s.value.size() elements.
+// s.grad (+)= src, src holding s.elements() elements.
 template <class T>
 void add_grad_copy(Slot<T>& s, const T* src) {
-  add_grad_each(s, s.value.size(), [src](std::size_t k) { return src[k]; });
+  add_grad_each(s, s.elements(), [src](std::size_t k) { return src[k]; });
 }
 
 // What an op may save in a node's saved_bytes: a trivially copyable struct (copied with memcpy,
@@ -122,6 +122,18 @@ bool all_finite(const Array<T>& a) {
   return true;
 }
 
+// Which values an op's backward rule reads: its inputs' (bit i for input i) and its own
+// output's. A value no rule reads is freed when its last handle goes (Tape::free_value), so
+// an op declares the least it reads; an op that declares nothing is taken to read everything.
+// A rule may always read the shapes (and elements()) of all of them.
+struct Reads {
+  unsigned inputs = ~0u;
+  bool output = true;
+};
+inline constexpr Reads kReadsNothing{0u, false};
+inline constexpr Reads kReadsOutput{0u, true};
+constexpr Reads reads_inputs(unsigned mask, bool output = false) { return Reads{mask, output}; }
+
 // Records one op. Construct it after the op's checks (a failed check must change nothing),
 // write the output into value(), then finish() with the backward rule.
 template <class T>
@@ -143,6 +155,18 @@ class OpRecord {
   }
 
   Array<T>& value() { return out_->value; }
+  // The output sized to `shape`, its storage taken from the tape's pool of freed values.
+  Array<T>& output(const Shape& shape) {
+    if (node_ != nullptr)
+      tape_->size_output(out_->value, shape);
+    else
+      out_->value.resize(shape);
+    return out_->value;
+  }
+  template <class S>
+  Array<T>& output(const S& shape) {
+    return output(Shape(shape.begin(), shape.end()));
+  }
   // The node being recorded, or null when not recording (no-grad): then the op saves nothing.
   Node<T>* node() { return node_; }
   bool needs_backward() const { return node_ != nullptr && node_->requires_grad; }
@@ -153,7 +177,7 @@ class OpRecord {
     if (node_ != nullptr) std::memcpy(node_->saved_bytes, &s, sizeof(S));
   }
 
-  Var<T> finish(BackwardFn<T> backward) {
+  Var<T> finish(BackwardFn<T> backward, Reads reads = Reads{}) {
     if (thread_.anomaly && !all_finite(out_->value)) {
       std::vector<std::string> shapes;
       std::size_t position = node_ ? tape_->size() - 1 : 0;
@@ -161,9 +185,14 @@ class OpRecord {
         for (Slot<T>* s : node_->inputs) shapes.push_back(shape_str(s->value.shape()));
       throw_anomaly(op_, position, "forward value", shapes);
     }
-    if (profile_ != nullptr) profile_forward(profile_, op_, start_, out_->value.size() * sizeof(T));
+    if (profile_ != nullptr) profile_forward(profile_, op_, start_, out_->elements() * sizeof(T));
     if (node_ == nullptr) return Var<T>(std::move(leaf_));
     node_->backward = node_->requires_grad ? backward : nullptr;
+    if (node_->requires_grad) {
+      for (std::size_t i = 0; i < node_->inputs.size(); ++i)
+        if (i >= 32 || ((reads.inputs >> i) & 1u) != 0) node_->inputs[i]->value_read = true;
+      node_->value_read = reads.output;
+    }
     return Var<T>(tape_, tape_->size() - 1);
   }
 

@@ -121,6 +121,18 @@ Node<T>& Tape<T>::push(const char* op) {
   n.has_grad = false;
   n.retain = false;
   n.released = false;
+  n.handles = 0;
+  n.value_read = false;
+  if (n.value_freed) {  // storage for the value it had: every freed buffer comes back this way
+    n.value_freed = false;
+    auto it = value_pool_.find(n.elements());
+    if (it != value_pool_.end() && !it->second.empty()) {
+      n.value.storage() = std::move(it->second.back());
+      it->second.pop_back();
+    } else {
+      n.value = Array<T>::from_shape({0});  // the shape is stale: resizing to it must allocate
+    }
+  }
   n.scope = detail::tl_thread.scope;
   return n;
 }
@@ -147,6 +159,7 @@ void Tape<T>::release() {
   nodes_.clear();
   nodes_.shrink_to_fit();
   grad_pool_.clear();
+  value_pool_.clear();
   batches_.clear();
   batches_.shrink_to_fit();
   held_.shrink_to_fit();
@@ -164,7 +177,36 @@ std::size_t Tape<T>::memory_bytes() const {
   }
   for (const auto& [size, buffers] : grad_pool_)
     for (const auto& b : buffers) bytes += b.storage().capacity() * sizeof(T);
+  for (const auto& [size, buffers] : value_pool_)
+    for (const auto& b : buffers) bytes += b.capacity() * sizeof(T);
   return bytes + batch_bytes();
+}
+
+template <class T>
+void Tape<T>::free_value(Slot<T>& s) {
+  auto& storage = s.value.storage();
+  if (storage.size() == 0) return;
+  value_pool_[storage.size()].push_back(std::move(storage));
+  storage = typename Array<T>::storage_type();
+  s.value_freed = true;
+}
+
+template <class T>
+void Tape<T>::size_output(Array<T>& v, const Shape& shape) {
+  std::size_t n = 1;
+  for (std::size_t d : shape) n *= d;
+  if (v.storage().size() != n) {
+    if (v.storage().size() != 0) value_pool_[v.storage().size()].push_back(std::move(v.storage()));
+    v.storage() = typename Array<T>::storage_type();
+    auto it = value_pool_.find(n);
+    if (it != value_pool_.end() && !it->second.empty()) {
+      v.storage() = std::move(it->second.back());
+      it->second.pop_back();
+    }
+    v.resize(shape, true);  // the storage already holds n elements unless the pool had none
+    return;
+  }
+  v.resize(shape);
 }
 
 template <class T>
@@ -277,7 +319,7 @@ void Tape<T>::flush(Batch& b) {
   if (b.w == nullptr) return;
   Slot<T>& w = *b.w;
   if (b.rows > 0) {
-    if (!w.has_grad) acquire(w.grad, w.value.size());  // a weight computed on the tape: a pooled buffer
+    if (!w.has_grad) acquire(w.grad, w.elements());  // a weight computed on the tape: a pooled buffer
     T beta;
     T* dw = w.grad_buffer(beta);
     weight_gemm(dw, beta, b.g.data(), b.a.data(), b.rows, b.n, b.k, b.w_is_nk);
@@ -314,7 +356,7 @@ void Tape<T>::backward(std::size_t root) {
     nodes_[i]->released = false;
   }
   Node<T>& r = *nodes_[root];
-  acquire(r.grad, r.value.size());
+  acquire(r.grad, r.elements());
   r.grad.resize(r.value.shape());
   std::fill(r.grad.begin(), r.grad.end(), T(1));
   r.has_grad = true;
@@ -347,13 +389,13 @@ void Tape<T>::backward(std::size_t root) {
     // Inputs that are nodes and receive their first gradient take a buffer from the pool
     // (leaves own theirs and always have has_grad).
     for (Slot<T>* s : n.inputs)
-      if (s->requires_grad && !s->has_grad) acquire(s->grad, s->value.size());
+      if (s->requires_grad && !s->has_grad) acquire(s->grad, s->elements());
     if (profile != nullptr) start = detail::ProfileClock::now();
     n.backward(n);
     if (profile != nullptr) {
       std::size_t bytes = 0;
       for (Slot<T>* s : n.inputs)
-        if (s->requires_grad) bytes += s->value.size() * sizeof(T);
+        if (s->requires_grad) bytes += s->elements() * sizeof(T);
       detail::profile_backward(profile, n.op, start, bytes);
     }
     if (check) {

@@ -30,6 +30,19 @@ struct Slot {
   bool requires_grad = false;  // gradient flows into this slot
   bool has_grad = false;       // grad holds a value in the current sweep (always for params)
   bool deferred = false;       // part of grad waits in the sweep's batched weight gradients
+  // Tape nodes only: the live Var handles to this node, whether a recorded backward rule reads
+  // this value, and whether the value's storage went back to the tape (no handle, no reader).
+  // A freed value keeps its shape, so rules still size gradients from it.
+  std::uint32_t handles = 0;
+  bool value_read = false;
+  bool value_freed = false;
+
+  // The value's element count from its shape: right even when the value was freed.
+  std::size_t elements() const {
+    std::size_t n = 1;
+    for (std::size_t d : value.shape()) n *= d;
+    return n;
+  }
 
   // Pointer to a gradient buffer of value's shape, and the GEMM beta to write into it:
   // 0 when the buffer is fresh in this sweep, 1 when it already holds a gradient.
@@ -101,6 +114,11 @@ class Tape {
   Node<T>& node(std::size_t i) { return *nodes_[i]; }
   // Bytes held by the tape's nodes (values, gradients, saved arrays), used or kept for reuse.
   std::size_t memory_bytes() const;
+  // The value of node s (on this tape) lost its last handle and no backward rule reads it: its
+  // storage goes to the pool for the next op's output of that size (Var's destructor calls this).
+  void free_value(Slot<T>& s);
+  // Sizes an op's output v to `shape`, its storage from the pool when v's does not fit.
+  void size_output(Array<T>& v, const Shape& shape);
   // Of memory_bytes(), the stacks of batched weight gradients (at most kBatchBytes per weight).
   std::size_t batch_bytes() const;
   // Reverse sweep from node `root`, whose value must have one element. Parameters accumulate
@@ -119,7 +137,7 @@ class Tape {
   // A product with at least this many rows runs near the GEMM peak: its weight gradient is not batched.
   static constexpr std::size_t kBatchMaxRows = 512;
   // Bound of one weight's stack of rows (g's and a's), so batching holds little memory.
-  static constexpr std::size_t kBatchBytes = std::size_t(4) << 20;
+  static constexpr std::size_t kBatchBytes = std::size_t(1) << 20;
 
  private:
   std::vector<std::unique_ptr<Node<T>>> nodes_;
@@ -134,6 +152,9 @@ class Tape {
   // Gradient buffers of intermediate nodes, free for the next node that needs one of that size:
   // during a sweep only the gradients still waiting to be propagated hold memory.
   std::unordered_map<std::size_t, std::vector<Array<T>>> grad_pool_;
+  // Storage of freed values, by element count, for the outputs recorded next: a forward pass
+  // holds the values its backward reads and those with handles, plus a few in flight.
+  std::unordered_map<std::size_t, std::vector<typename Array<T>::storage_type>> value_pool_;
 
   // One weight's batched gradient products in the current sweep: the rows stacked so far.
   // Kept (emptied) across sweeps, so the stacks are allocated once.

@@ -33,7 +33,7 @@ const Var<T>& Var<T>::retain_grad() const {
 template <class T>
 void Var<T>::backward() const {
   Slot<T>& s = slot("backward");
-  if (s.value.size() != 1)
+  if (s.elements() != 1)
     throw ValueError("backward: called on a value of shape " + shape_str(s.value.shape()) +
                      "; it needs a scalar (one element): reduce it first with sum or mean");
   if (!s.requires_grad)

@@ -15,9 +15,38 @@ class Var {
 
   // A handle to node `index` of `tape` in its current generation.
   Var(Tape<T>* tape, std::size_t index)
-      : slot_(&tape->node(index)), tape_(tape), index_(index), generation_(tape->generation()) {}
+      : slot_(&tape->node(index)), tape_(tape), index_(index), generation_(tape->generation()) {
+    ++slot_->handles;
+  }
   // A handle to a leaf.
   explicit Var(std::shared_ptr<Leaf<T>> leaf) : slot_(leaf.get()), leaf_(std::move(leaf)) {}
+  // Handles to a tape node are counted: when the last one goes and no recorded backward rule
+  // reads the node's value, the tape takes the value's storage back (a moved-from Var is empty).
+  Var(const Var& o) : slot_(o.slot_), tape_(o.tape_), index_(o.index_), generation_(o.generation_), leaf_(o.leaf_) {
+    if (live_node()) ++slot_->handles;
+  }
+  Var(Var&& o) noexcept
+      : slot_(o.slot_), tape_(o.tape_), index_(o.index_), generation_(o.generation_), leaf_(std::move(o.leaf_)) {
+    o.slot_ = nullptr;
+    o.tape_ = nullptr;
+  }
+  Var& operator=(const Var& o) {
+    Var copy(o);
+    return *this = std::move(copy);
+  }
+  Var& operator=(Var&& o) noexcept {
+    if (this == &o) return *this;
+    drop();
+    slot_ = o.slot_;
+    tape_ = o.tape_;
+    index_ = o.index_;
+    generation_ = o.generation_;
+    leaf_ = std::move(o.leaf_);
+    o.slot_ = nullptr;
+    o.tape_ = nullptr;
+    return *this;
+  }
+  ~Var() { drop(); }
 
   const Array<T>& value() const { return slot("value").value; }
   // The gradient after backward(); zeros where no gradient reached this value. For an
@@ -26,7 +55,7 @@ class Var {
   // Keeps this intermediate value's gradient after backward() (parameters always keep theirs).
   const Var& retain_grad() const;
   const typename Array<T>::shape_type& shape() const { return slot("shape").value.shape(); }
-  std::size_t size() const { return slot("size").value.size(); }
+  std::size_t size() const { return slot("size").elements(); }
   std::size_t dim() const { return slot("dim").value.dimension(); }
   bool requires_grad() const { return slot("requires_grad").requires_grad; }
   bool defined() const { return slot_ != nullptr; }
@@ -60,6 +89,11 @@ class Var {
  private:
   // The StaleHandleError for a cleared tape or an empty (default-constructed) Var, naming `who`.
   [[noreturn]] void throw_stale(const char* who) const;
+  // A handle to a node of its tape's current generation (not a leaf, not stale, not empty).
+  bool live_node() const { return tape_ != nullptr && tape_->generation() == generation_; }
+  void drop() {
+    if (live_node() && --slot_->handles == 0 && !slot_->value_read) tape_->free_value(*slot_);
+  }
   Leaf<T>& param_leaf(const char* what) const;
 
   Slot<T>* slot_ = nullptr;

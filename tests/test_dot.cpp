@@ -82,9 +82,12 @@ void expect_unrolled(const std::vector<Cluster>& all, const Cluster& layer, cons
     const int first = step.nodes.begin()->first, end = step.nodes.rbegin()->first;
     EXPECT_GT(first, last) << dot;
     // No node of another cluster was drawn between this step's first and last.
-    for (const Cluster& c : all)
-      if (&c != &step)
-        for (const auto& [i, op] : c.nodes) EXPECT_FALSE(i > first && i < end) << "node " << i << "\n" << dot;
+    for (const Cluster& c : all) {
+      if (&c == &step) continue;
+      for (const auto& [i, op] : c.nodes) {
+        EXPECT_FALSE(i > first && i < end) << "node " << i << "\n" << dot;
+      }
+    }
     last = end;
   }
 }
