@@ -541,6 +541,7 @@ Var<T> concat(const std::vector<Var<T>>& vars, long axis) {
   r.save(AxisSaved{ax});
   return r.finish([](Node<T>& n) {
     const std::size_t ax = saved<AxisSaved>(n).axis;
+    if (ax == 0) return Tape<T>::grad_blocks(n);  // the inputs' blocks lie one after another
     std::size_t offset = 0;
     for (Slot<T>* in : n.inputs) {
       const std::size_t w = in->value.shape()[ax];
@@ -625,10 +626,7 @@ Var<T> stack(const std::vector<Var<T>>& vars) {
   r.output(s);
   for (std::size_t i = 0; i < vars.size(); ++i)
     std::copy(vars[i].value().begin(), vars[i].value().end(), r.value().data() + i * block);
-  return r.finish([](Node<T>& n) {
-    const std::size_t block = n.elements() / n.value.shape()[0];
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) add_grad_copy(*n.inputs[i], n.grad.data() + i * block);
-  }, detail::kReadsNothing);
+  return r.finish([](Node<T>& n) { Tape<T>::grad_blocks(n); }, detail::kReadsNothing);
 }
 
 template <class T>
@@ -647,9 +645,7 @@ Var<T> reshape(const Var<T>& a, const Shape& shape) {
   OpRecord<T> r("reshape", {&a});
   r.output(shape);
   std::copy(a.value().begin(), a.value().end(), r.value().data());
-  return r.finish([](Node<T>& n) {
-    add_grad_copy(n.in(0), n.grad.data());
-  }, detail::kReadsNothing);
+  return r.finish([](Node<T>& n) { Tape<T>::grad_blocks(n); }, detail::kReadsNothing);
 }
 
 // y = aᵀ for a matrix

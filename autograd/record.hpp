@@ -29,9 +29,8 @@ Array<T> sum_to(const Array<T>& g, const typename Array<T>::shape_type& target);
 template <class T>
 Array<T>& grad_ref(Slot<T>& s) {
   if (!s.has_grad) {
-    s.grad.resize(s.value.shape());
+    s.fresh_grad();
     std::fill(s.grad.begin(), s.grad.end(), T(0));
-    s.has_grad = true;
   }
   return s.grad;
 }
@@ -45,8 +44,8 @@ void add_grad(Slot<T>& s, const E& e) {
     if (s.has_grad) {
       xt::noalias(s.grad) += e;
     } else {
+      s.fresh_grad();
       xt::noalias(s.grad) = e;
-      s.has_grad = true;
     }
   } else {
     Array<T> full = e;
@@ -70,10 +69,9 @@ void add_grad_each(Slot<T>& s, std::size_t n, F f) {
     g = s.grad.data();
     for (std::size_t k = 0; k < n; ++k) g[k] += f(k);
   } else {
-    s.grad.resize(s.value.shape());
+    s.fresh_grad();
     g = s.grad.data();
     for (std::size_t k = 0; k < n; ++k) g[k] = f(k);
-    s.has_grad = true;
   }
 }
 

@@ -54,18 +54,6 @@ NoGradGuard::~NoGradGuard() { detail::tl_thread.no_grad = previous_; }
 DetectAnomaly::DetectAnomaly() : previous_(detail::tl_thread.anomaly) { detail::tl_thread.anomaly = true; }
 DetectAnomaly::~DetectAnomaly() { detail::tl_thread.anomaly = previous_; }
 
-template <class T>
-T* Slot<T>::grad_buffer(T& beta) {
-  if (has_grad) {
-    beta = T(1);
-  } else {
-    grad.resize(value.shape());
-    has_grad = true;
-    beta = T(0);
-  }
-  return grad.data();
-}
-
 namespace {
 
 // A thread's tape is taken from this pool and given back, emptied, when the thread ends. Tapes
@@ -123,15 +111,12 @@ Node<T>& Tape<T>::push(const char* op) {
   n.released = false;
   n.handles = 0;
   n.value_read = false;
+  n.deferred = false;
+  n.block_source = Slot<T>::kNoSource;
   if (n.value_freed) {  // storage for the value it had: every freed buffer comes back this way
     n.value_freed = false;
-    auto it = value_pool_.find(n.elements());
-    if (it != value_pool_.end() && !it->second.empty()) {
-      n.value.storage() = std::move(it->second.back());
-      it->second.pop_back();
-    } else {
+    if (!take(n.value.storage(), n.elements()))
       n.value = Array<T>::from_shape({0});  // the shape is stale: resizing to it must allocate
-    }
   }
   n.scope = detail::tl_thread.scope;
   return n;
@@ -158,10 +143,12 @@ void Tape<T>::release() {
   clear();
   nodes_.clear();
   nodes_.shrink_to_fit();
-  grad_pool_.clear();
-  value_pool_.clear();
+  pool_.clear();
   batches_.clear();
   batches_.shrink_to_fit();
+  sources_.clear();
+  sources_.shrink_to_fit();
+  waiting_.shrink_to_fit();
   held_.shrink_to_fit();
   kept_.shrink_to_fit();
 }
@@ -175,19 +162,32 @@ std::size_t Tape<T>::memory_bytes() const {
              sizeof(T);
     bytes += n->inputs.capacity() * sizeof(Slot<T>*) + n->saved_ids.capacity() * sizeof(int);
   }
-  for (const auto& [size, buffers] : grad_pool_)
-    for (const auto& b : buffers) bytes += b.storage().capacity() * sizeof(T);
-  for (const auto& [size, buffers] : value_pool_)
+  for (const auto& [size, buffers] : pool_)
     for (const auto& b : buffers) bytes += b.capacity() * sizeof(T);
+  for (const Source& src : sources_) bytes += src.grad.capacity() * sizeof(T);
   return bytes + batch_bytes();
 }
 
 template <class T>
-void Tape<T>::free_value(Slot<T>& s) {
-  auto& storage = s.value.storage();
+void Tape<T>::give(Storage& storage) {
   if (storage.size() == 0) return;
-  value_pool_[storage.size()].push_back(std::move(storage));
-  storage = typename Array<T>::storage_type();
+  pool_[storage.size()].push_back(std::move(storage));
+  storage = Storage();
+}
+
+template <class T>
+bool Tape<T>::take(Storage& storage, std::size_t n) {
+  auto it = pool_.find(n);
+  if (it == pool_.end() || it->second.empty()) return false;
+  storage = std::move(it->second.back());
+  it->second.pop_back();
+  return true;
+}
+
+template <class T>
+void Tape<T>::free_value(Slot<T>& s) {
+  if (s.value.storage().size() == 0) return;
+  give(s.value.storage());
   s.value_freed = true;
 }
 
@@ -196,13 +196,8 @@ void Tape<T>::size_output(Array<T>& v, const Shape& shape) {
   std::size_t n = 1;
   for (std::size_t d : shape) n *= d;
   if (v.storage().size() != n) {
-    if (v.storage().size() != 0) value_pool_[v.storage().size()].push_back(std::move(v.storage()));
-    v.storage() = typename Array<T>::storage_type();
-    auto it = value_pool_.find(n);
-    if (it != value_pool_.end() && !it->second.empty()) {
-      v.storage() = std::move(it->second.back());
-      it->second.pop_back();
-    }
+    give(v.storage());
+    take(v.storage(), n);
     v.resize(shape, true);  // the storage already holds n elements unless the pool had none
     return;
   }
@@ -217,20 +212,22 @@ std::size_t Tape<T>::batch_bytes() const {
 }
 
 template <class T>
-void Tape<T>::acquire(Array<T>& grad, std::size_t n) {
-  if (grad.size() == n) return;
-  auto it = grad_pool_.find(n);
-  if (it == grad_pool_.end() || it->second.empty()) return;  // the first write allocates
-  grad = std::move(it->second.back());
-  it->second.pop_back();
+void Tape<T>::acquire(Slot<T>& s) {
+  const std::size_t n = s.elements();
+  if (s.grad.storage().size() == n) return;
+  Storage buffer;
+  if (!take(buffer, n)) return;  // the first write allocates
+  give(s.grad.storage());
+  s.grad.storage() = std::move(buffer);
+  s.grad.resize(s.value.shape(), true);  // the storage holds n elements: only the shape changes
 }
 
 template <class T>
 void Tape<T>::release_grad(Node<T>& node) {
   node.has_grad = false;
   node.released = true;
-  if (node.grad.size() == 0) return;
-  grad_pool_[node.grad.size()].push_back(std::move(node.grad));
+  if (node.grad.storage().size() == 0) return;
+  give(node.grad.storage());
   node.grad = Array<T>::from_shape({0});  // no storage (a default xarray is 0-d with one element)
 }
 
@@ -242,6 +239,27 @@ Tape<T>*& sweeping_tape() {
   return tape;
 }
 
+}  // namespace
+
+template <class T>
+void Slot<T>::fresh_grad() {
+  if (Tape<T>* tape = sweeping_tape<T>(); tape != nullptr && is_node) tape->acquire(*this);
+  grad.resize(value.shape());  // nothing to do when the pool gave a buffer
+  has_grad = true;
+}
+
+template <class T>
+T* Slot<T>::grad_buffer(T& beta) {
+  if (has_grad) {
+    beta = T(1);
+  } else {
+    fresh_grad();
+    beta = T(0);
+  }
+  return grad.data();
+}
+
+namespace {
 // dw (+)= gᵀ·a (dw (n, k)) or aᵀ·g (dw (k, n)) over `rows` rows, β as grad_buffer gives it.
 template <class T>
 void weight_gemm(T* dw, T beta, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
@@ -319,25 +337,29 @@ void Tape<T>::flush(Batch& b) {
   if (b.w == nullptr) return;
   Slot<T>& w = *b.w;
   if (b.rows > 0) {
-    if (!w.has_grad) acquire(w.grad, w.elements());  // a weight computed on the tape: a pooled buffer
     T beta;
     T* dw = w.grad_buffer(beta);
     weight_gemm(dw, beta, b.g.data(), b.a.data(), b.rows, b.n, b.k, b.w_is_nk);
   }
-  w.deferred = false;
+  w.deferred = w.block_source != Slot<T>::kNoSource;
   b.w = nullptr;
   b.rows = 0;
 }
 
 template <class T>
 void Tape<T>::flush(Slot<T>& w) {
+  if (w.block_source != Slot<T>::kNoSource) add_block(w);
   for (Batch& b : batches_)
     if (b.w == &w) flush(b);
+  w.deferred = false;
 }
 
 template <class T>
 void Tape<T>::flush_all() {
   for (Batch& b : batches_) flush(b);
+  for (Slot<T>* s : waiting_)
+    if (s->block_source != Slot<T>::kNoSource) flush(*s);
+  waiting_.clear();
 }
 
 template <class T>
@@ -347,6 +369,56 @@ void Tape<T>::drop_batches() {
     b.w = nullptr;
     b.rows = 0;
   }
+  for (Slot<T>* s : waiting_) {
+    s->block_source = Slot<T>::kNoSource;
+    s->deferred = false;
+  }
+  waiting_.clear();
+  for (Source& src : sources_) {
+    give(src.grad);
+    src.waiting = 0;
+  }
+}
+
+template <class T>
+void Tape<T>::grad_blocks(Node<T>& n) {
+  Tape* tape = sweeping_tape<T>();
+  const bool hold = tape != nullptr && tape->batching_ && !n.retain;
+  std::uint32_t id = Slot<T>::kNoSource;
+  std::size_t offset = 0, waiting = 0;
+  for (Slot<T>* in : n.inputs) {
+    const std::size_t size = in->elements();
+    if (in->requires_grad) {
+      if (hold && in->is_node && in->block_source == Slot<T>::kNoSource) {
+        if (id == Slot<T>::kNoSource) {  // a free source, or a new one
+          id = 0;
+          while (id < tape->sources_.size() && tape->sources_[id].waiting != 0) ++id;
+          if (id == tape->sources_.size()) tape->sources_.emplace_back();
+        }
+        in->block_source = id;
+        in->block_offset = offset;
+        in->deferred = true;
+        tape->waiting_.push_back(in);
+        ++waiting;
+      } else {
+        detail::add_grad_copy(*in, n.grad.data() + offset);
+      }
+    }
+    offset += size;
+  }
+  if (waiting == 0) return;
+  Source& src = tape->sources_[id];
+  src.grad = std::move(n.grad.storage());
+  src.waiting = waiting;
+  n.grad = Array<T>::from_shape({0});
+}
+
+template <class T>
+void Tape<T>::add_block(Slot<T>& s) {
+  Source& src = sources_[s.block_source];
+  s.block_source = Slot<T>::kNoSource;
+  detail::add_grad_copy(s, src.grad.data() + s.block_offset);
+  if (--src.waiting == 0) give(src.grad);  // every block delivered: the buffer serves the next node
 }
 
 template <class T>
@@ -356,7 +428,7 @@ void Tape<T>::backward(std::size_t root) {
     nodes_[i]->released = false;
   }
   Node<T>& r = *nodes_[root];
-  acquire(r.grad, r.elements());
+  acquire(r);
   r.grad.resize(r.value.shape());
   std::fill(r.grad.begin(), r.grad.end(), T(1));
   r.has_grad = true;
@@ -386,10 +458,6 @@ void Tape<T>::backward(std::size_t root) {
     if (observers != nullptr)
       for (detail::SweepObserver<T>* o = observers; o != nullptr; o = o->next) o->node_done(i, n);
     if (n.backward == nullptr || !n.has_grad) continue;
-    // Inputs that are nodes and receive their first gradient take a buffer from the pool
-    // (leaves own theirs and always have has_grad).
-    for (Slot<T>* s : n.inputs)
-      if (s->requires_grad && !s->has_grad) acquire(s->grad, s->elements());
     if (profile != nullptr) start = detail::ProfileClock::now();
     n.backward(n);
     if (profile != nullptr) {

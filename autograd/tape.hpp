@@ -29,7 +29,13 @@ struct Slot {
   Array<T> grad;               // valid when has_grad
   bool requires_grad = false;  // gradient flows into this slot
   bool has_grad = false;       // grad holds a value in the current sweep (always for params)
-  bool deferred = false;       // part of grad waits in the sweep's batched weight gradients
+  // Part of grad waits in the tape: in the sweep's batched weight gradients, or as a block of a
+  // later node's gradient (Tape::grad_blocks), added when the sweep reaches this node.
+  bool deferred = false;
+  bool is_node = false;  // a tape node (the sweep reaches it), not a leaf
+  std::uint32_t block_source = kNoSource;  // the held gradient this node's block is in
+  std::size_t block_offset = 0;            // where in it
+  static constexpr std::uint32_t kNoSource = ~std::uint32_t(0);
   // Tape nodes only: the live Var handles to this node, whether a recorded backward rule reads
   // this value, and whether the value's storage went back to the tape (no handle, no reader).
   // A freed value keeps its shape, so rules still size gradients from it.
@@ -47,6 +53,10 @@ struct Slot {
   // Pointer to a gradient buffer of value's shape, and the GEMM beta to write into it:
   // 0 when the buffer is fresh in this sweep, 1 when it already holds a gradient.
   T* grad_buffer(T& beta);
+  // Gives a node without a gradient in this sweep a buffer of value's shape (from the sweeping
+  // tape's pool when it has one of that size; its contents are to be overwritten) and marks
+  // has_grad. A gradient's buffer is so taken when its first part is written, not before.
+  void fresh_grad();
 };
 
 // A persistent leaf: a parameter (requires_grad) or a constant. Owns its value and gradient
@@ -70,6 +80,7 @@ using BackwardFn = void (*)(Node<T>&);
 template <class T>
 struct Node : Slot<T> {
   static constexpr std::size_t kSavedBytes = 32;
+  Node() { this->is_node = true; }
 
   const char* op = "";
   std::vector<Slot<T>*> inputs;
@@ -134,6 +145,12 @@ class Tape {
   // and time), one GEMM now.
   static void weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
                           bool w_is_nk);
+  // Node n's gradient laid out as its inputs' gradients one after another (stack, concat along
+  // axis 0, reshape): input i receives the block after those of inputs 0..i-1. During a sweep
+  // that batches (not under DetectAnomaly or a Profile) and unless n's gradient is retained,
+  // n's buffer is held and each input node adds its block when the sweep reaches it, so T
+  // stacked steps take one buffer instead of T more at once; otherwise each block is added now.
+  static void grad_blocks(Node<T>& n);
   // A product with at least this many rows runs near the GEMM peak: its weight gradient is not batched.
   static constexpr std::size_t kBatchMaxRows = 512;
   // Bound of one weight's stack of rows (g's and a's), so batching holds little memory.
@@ -143,18 +160,25 @@ class Tape {
   std::vector<std::unique_ptr<Node<T>>> nodes_;
   std::size_t size_ = 0;
   std::uint64_t generation_ = 1;
-  // Gives `grad` a buffer of n elements from the pool if one is free.
-  void acquire(Array<T>& grad, std::size_t n);
+  using Storage = typename Array<T>::storage_type;
+  // Moves a buffer's storage into the pool (nothing for an empty one).
+  void give(Storage& storage);
+  // A buffer of n elements from the pool into `storage`, if one is free.
+  bool take(Storage& storage, std::size_t n);
+  // Gives s's gradient a buffer of its value's size from the pool if one is free.
+  void acquire(Slot<T>& s);
+  friend struct Slot<T>;
   void release_grad(Node<T>& node);
 
   std::vector<std::shared_ptr<Leaf<T>>> held_;
   std::vector<std::shared_ptr<void>> kept_;
-  // Gradient buffers of intermediate nodes, free for the next node that needs one of that size:
-  // during a sweep only the gradients still waiting to be propagated hold memory.
-  std::unordered_map<std::size_t, std::vector<Array<T>>> grad_pool_;
-  // Storage of freed values, by element count, for the outputs recorded next: a forward pass
-  // holds the values its backward reads and those with handles, plus a few in flight.
-  std::unordered_map<std::size_t, std::vector<typename Array<T>::storage_type>> value_pool_;
+  // Free buffers by element count, one pool for values and gradients: a value no rule reads and
+  // no handle holds comes here (a forward pass holds the values its backward reads and those with
+  // handles, plus a few in flight), and so does an intermediate gradient once its rule has run
+  // (during a sweep only the gradients still waiting to be propagated hold memory). The next
+  // output or gradient of that size takes it: the sweep's gradients reuse the forward's freed
+  // values, and the next forward pass the sweep's gradients.
+  std::unordered_map<std::size_t, std::vector<Storage>> pool_;
 
   // One weight's batched gradient products in the current sweep: the rows stacked so far.
   // Kept (emptied) across sweeps, so the stacks are allocated once.
@@ -166,6 +190,14 @@ class Tape {
   };
   std::vector<Batch> batches_;
   bool batching_ = false;  // in a sweep that batches weight gradients
+  // Gradients held for grad_blocks: the buffer and how many input nodes still wait for a block.
+  struct Source {
+    Storage grad;
+    std::size_t waiting = 0;
+  };
+  std::vector<Source> sources_;
+  std::vector<Slot<T>*> waiting_;  // the nodes with a block pending, for a failed sweep
+  void add_block(Slot<T>& s);      // s's pending block into its gradient
   void add_rows(Batch& b, const T* g, const T* a, std::size_t rows);
   void flush(Batch& b);
   void flush(Slot<T>& w);
