@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xmanipulation.hpp>
@@ -474,40 +475,91 @@ Var<T> mean(const Var<T>& a) {
   }, detail::kReadsNothing);
 }
 
-// y = e^(a - max) / Σ e^(a - max) along axis; da = y ∘ (g - Σ_axis g ∘ y)
-template <class T>
-Var<T> softmax(const Var<T>& a, long axis) {
-  check_live("softmax", a);
-  require_nonempty("softmax", a);
-  const std::size_t ax = norm_axis("softmax", axis, a.shape());
-  OpRecord<T> r("softmax", {&a});
-  Array<T> e = xt::exp(a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
-  xt::noalias(r.output(a.shape())) = e / xt::sum(e, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
-  r.save(AxisSaved{ax});
-  return r.finish([](Node<T>& n) {
-    const std::size_t ax = saved<AxisSaved>(n).axis;
-    Array<T> gy = n.grad * n.value;
-    Array<T> s = xt::sum(gy, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
-    add_grad(n.in(0), gy - n.value * s);
-  }, detail::kReadsOutput);
+namespace {
+// f(base, stride, len) for every lane along axis `ax` of a row-major array of `shape`: the
+// elements base + j·stride, j < len. Along the last axis the stride is the constant 1, so f's
+// loops over a lane vectorize.
+template <class S, class F>
+void for_each_lane(const S& shape, std::size_t ax, F f) {
+  const Blocks b = blocks(shape, ax);
+  const std::size_t len = shape[ax];
+  if (b.inner == 1) {
+    for (std::size_t o = 0; o < b.outer; ++o) f(o * b.row, std::integral_constant<std::size_t, 1>{}, len);
+    return;
+  }
+  for (std::size_t o = 0; o < b.outer; ++o)
+    for (std::size_t i = 0; i < b.inner; ++i) f(o * b.row + i, b.inner, len);
 }
 
-// y = a - max - log Σ e^(a - max) along axis; da = g - softmax(a) ∘ Σ_axis g
+// in.grad (+)= v(k) over each lane, v(k) = f(k, lane total) where total = Σ_lane t(k): the
+// softmaxes' backward, one pass for the totals and one for the gradient, no temporaries.
+template <class T, class Tot, class F>
+void lane_grad(Node<T>& n, std::size_t ax, Tot t, F f) {
+  Slot<T>& in = n.in(0);
+  if (!in.requires_grad) return;
+  T beta;
+  T* d = in.grad_buffer(beta);
+  for_each_lane(n.value.shape(), ax, [&](std::size_t base, auto st, std::size_t len) {
+    T total = 0;
+    for (std::size_t j = 0, k = base; j < len; ++j, k += st) total += t(k);
+    if (beta == T(0)) {
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) d[k] = f(k, total);
+    } else {
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) d[k] += f(k, total);
+    }
+  });
+}
+}  // namespace
+
+namespace {
+// softmax (log: log_softmax) of a along axis, one lane at a time from its max: y = e^(a - max)
+// / Σ e^(a - max), or y = a - max - log Σ e^(a - max); the rule reads the output.
+template <class T>
+Var<T> softmax_op(const char* op, const Var<T>& a, long axis, bool log, BackwardFn<T> rule) {
+  check_live(op, a);
+  require_nonempty(op, a);
+  const std::size_t ax = norm_axis(op, axis, a.shape());
+  OpRecord<T> r(op, {&a});
+  const T* x = a.value().data();
+  T* y = r.output(a.shape()).data();
+  for_each_lane(a.shape(), ax, [x, y, log](std::size_t base, auto st, std::size_t len) {
+    T m = x[base];
+    for (std::size_t j = 1, k = base + st; j < len; ++j, k += st) m = std::max(m, x[k]);
+    T total = 0;
+    if (log) {
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) total += std::exp(y[k] = x[k] - m);
+      const T lse = std::log(total);
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) y[k] -= lse;
+    } else {
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) total += (y[k] = std::exp(x[k] - m));
+      for (std::size_t j = 0, k = base; j < len; ++j, k += st) y[k] /= total;
+    }
+  });
+  r.save(AxisSaved{ax});
+  return r.finish(rule, detail::kReadsOutput);
+}
+}  // namespace
+
+// da = y ∘ (g - Σ_axis g ∘ y)
+template <class T>
+Var<T> softmax(const Var<T>& a, long axis) {
+  return softmax_op<T>("softmax", a, axis, false, [](Node<T>& n) {
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    lane_grad(n, saved<AxisSaved>(n).axis, [y, g](std::size_t k) { return g[k] * y[k]; },
+              [y, g](std::size_t k, T total) { return g[k] * y[k] - y[k] * total; });
+  });
+}
+
+// da = g - softmax(a) ∘ Σ_axis g
 template <class T>
 Var<T> log_softmax(const Var<T>& a, long axis) {
-  check_live("log_softmax", a);
-  require_nonempty("log_softmax", a);
-  const std::size_t ax = norm_axis("log_softmax", axis, a.shape());
-  OpRecord<T> r("log_softmax", {&a});
-  Array<T> shifted = a.value() - xt::amax(a.value(), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
-  Array<T> lse = xt::log(xt::sum(xt::exp(shifted), {ax}, xt::keep_dims | xt::evaluation_strategy::immediate));
-  xt::noalias(r.output(a.shape())) = shifted - lse;
-  r.save(AxisSaved{ax});
-  return r.finish([](Node<T>& n) {
-    const std::size_t ax = saved<AxisSaved>(n).axis;
-    Array<T> s = xt::sum(n.grad, {ax}, xt::keep_dims | xt::evaluation_strategy::immediate);
-    add_grad(n.in(0), n.grad - xt::exp(n.value) * s);
-  }, detail::kReadsOutput);
+  return softmax_op<T>("log_softmax", a, axis, true, [](Node<T>& n) {
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    lane_grad(n, saved<AxisSaved>(n).axis, [g](std::size_t k) { return g[k]; },
+              [y, g](std::size_t k, T total) { return g[k] - std::exp(y[k]) * total; });
+  });
 }
 
 // ---------------------------------------------------------------- shape

@@ -207,7 +207,7 @@ class OpRecord {
       node_->requires_grad = any_requires_grad;
       out_ = node_;
     } else {
-      leaf_ = std::make_shared<Leaf<T>>();
+      leaf_ = no_grad_leaf<T>();
       out_ = leaf_.get();
     }
   }

@@ -488,6 +488,26 @@ void clear_tape() {
 namespace detail {
 
 template <class T>
+std::shared_ptr<Leaf<T>> no_grad_leaf() {
+  thread_local std::shared_ptr<Leaf<T>> recent[kRecentLeaves];
+  thread_local std::size_t next = 0;
+  for (std::shared_ptr<Leaf<T>>& leaf : recent) {
+    if (leaf != nullptr && leaf.use_count() == 1) {  // only this list holds it
+      leaf->requires_grad = false;
+      leaf->has_grad = false;
+      leaf->held_generation = 0;
+      leaf->held_tape = nullptr;
+      return leaf;
+    }
+  }
+  std::shared_ptr<Leaf<T>>& slot = recent[next++ % kRecentLeaves];
+  slot = std::make_shared<Leaf<T>>();
+  return slot;
+}
+template std::shared_ptr<Leaf<float>> no_grad_leaf<float>();
+template std::shared_ptr<Leaf<double>> no_grad_leaf<double>();
+
+template <class T>
 SweepObserver<T>*& sweep_observers() {
   thread_local SweepObserver<T>* head = nullptr;
   return head;

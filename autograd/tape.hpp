@@ -228,6 +228,13 @@ struct ThreadState {
   ProfileState* profile;  // the innermost recording Profile (null: none)
 };
 extern thread_local ThreadState tl_thread XGRAD_TLS_INITIAL_EXEC;
+
+// The output leaf of an op under a NoGradGuard. A thread keeps the last kRecentLeaves it made
+// and hands out again one that no Var or tape holds any more, storage and all, so a sampling
+// loop allocates nothing after its first steps (they hold at most that many arrays).
+inline constexpr std::size_t kRecentLeaves = 8;
+template <class T>
+std::shared_ptr<Leaf<T>> no_grad_leaf();
 inline const ThreadState& thread_state() { return tl_thread; }
 }  // namespace detail
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <random>
 #include <string>
 
@@ -315,6 +316,60 @@ TEST_F(TapeMemoryTest, AFailedSweepLeavesNoBlockWaiting) {
   const A clean = sweep(false);
   sweep(true);
   EXPECT_EQ(sweep(false), clean);
+}
+
+// Under a NoGradGuard outputs are leaves; a thread hands out again, storage and all, one that
+// nothing holds any more. A value the user or a tape holds is never written over.
+TEST_F(TapeMemoryTest, NoGradOutputsReuseOnlyLeavesNothingHolds) {
+  const Var<double> w = param<double>(random_array({6, 6}, 11, -0.4, 0.4));
+  const Var<double> x0 = constant<double>(random_array({1, 6}, 12));
+  auto run = [&](bool no_grad) {
+    std::optional<NoGradGuard> guard;
+    if (no_grad) guard.emplace();
+    std::set<const double*> buffers;
+    std::vector<A> held;
+    Var<double> a = x0;
+    for (int t = 0; t < 50; ++t) {
+      a = tanh(matmul(a, w));
+      buffers.insert(a.value().data());
+      held.push_back(a.value());
+    }
+    return std::make_pair(held, buffers.size());
+  };
+  const auto [recorded, recorded_buffers] = run(false);
+  const auto [sampled, sampled_buffers] = run(true);
+  EXPECT_EQ(sampled, recorded);  // every step's value, bit for bit
+  EXPECT_LE(sampled_buffers, detail::kRecentLeaves);
+  EXPECT_GE(recorded_buffers, 50u);  // each recorded step holds its own
+  clear_tape();
+
+  // Held by the user: a later output never takes its storage.
+  NoGradGuard guard;
+  const Var<double> kept = tanh(x0);
+  const A kept_value = kept.value();
+  for (int t = 0; t < 20; ++t) {
+    Var<double> tmp = exp(matmul(x0, w));
+    EXPECT_NE(tmp.value().data(), kept.value().data());
+  }
+  EXPECT_EQ(kept.value(), kept_value);
+}
+
+TEST_F(TapeMemoryTest, ANoGradOutputATapeHoldsIsNotReused) {
+  const Var<double> w = param<double>(random_array({1, 6}, 13));
+  const A x = random_array({1, 6}, 14);
+  Var<double> c;
+  {
+    NoGradGuard guard;
+    c = tanh(constant<double>(x));
+  }
+  Var<double> loss = sum(mul(c, w));  // the tape holds c's leaf
+  c = Var<double>();
+  {
+    NoGradGuard guard;
+    for (int t = 0; t < 20; ++t) Var<double> tmp = exp(constant<double>(x));
+  }
+  loss.backward();
+  EXPECT_EQ(w.grad(), A(xt::tanh(x)));
 }
 
 }  // namespace
