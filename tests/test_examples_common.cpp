@@ -240,6 +240,22 @@ TEST(Progress, LogModeWritesWholeLinesAndFinishesInDestructor) {
   EXPECT_NE(s.find("step 2/5  loss 2.0000"), std::string::npos);
 }
 
+TEST(Progress, LogModeDoesNotRepeatALastLineAlreadyWritten) {
+  std::ostringstream sink;
+  Progress::Options o;
+  o.out = &sink;
+  o.in_place = 0;
+  o.log_interval = 0;  // every update writes its line
+  {
+    Progress p(3, o);
+    for (int s = 1; s <= 3; ++s) p.update(s, 1.0 / s);
+    p.finish();
+  }
+  const std::string s = sink.str();
+  EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 3) << s;
+  EXPECT_EQ(s.find("step 3/3"), s.rfind("step 3/3")) << s;
+}
+
 // ---------------------------------------------------------------- plot
 
 namespace {

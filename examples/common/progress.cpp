@@ -82,17 +82,20 @@ void Progress::draw(const std::string& text) {
 void Progress::update(std::int64_t step, double loss, const std::string& extra) {
   step_ = step, loss_ = loss, extra_ = extra;
   finished_ = false;
+  current_drawn_ = false;
   const auto now = Clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
   const double interval = in_place_ ? opt_.min_interval : opt_.log_interval;
   if (drawn_ && since < interval) return;
   last_draw_ = now;
   draw(line(step, loss, extra, std::chrono::duration<double>(now - start_time_).count()));
+  current_drawn_ = true;
 }
 
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
+  if (!in_place_ && current_drawn_) return;  // a log has this step's line already: no copy of it
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_time_).count();
   const std::string text = line(step_, loss_, extra_, elapsed);
   if (in_place_) {

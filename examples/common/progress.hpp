@@ -53,6 +53,7 @@ class Progress {
   bool in_place_;
   Clock::time_point start_time_, last_draw_;
   bool drawn_ = false, finished_ = false;
+  bool current_drawn_ = false;  // the last update's line is already written (log mode: finish adds nothing)
   std::int64_t step_ = 0;
   double loss_ = 0;
   std::string extra_;
