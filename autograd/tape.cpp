@@ -187,7 +187,11 @@ bool Tape<T>::take(Storage& storage, std::size_t n) {
 template <class T>
 void Tape<T>::free_value(Slot<T>& s) {
   if (s.value.storage().size() == 0) return;
-  give(s.value.storage());
+  try {
+    give(s.value.storage());
+  } catch (...) {  // no room in the pool's list: the storage is simply released (a destructor calls this)
+    s.value.storage() = Storage();
+  }
   s.value_freed = true;
 }
 
