@@ -7,13 +7,13 @@
 // sums in the same order up to rounding.
 //
 // Threads: the user sets an upper bound (set_num_threads, or OPENBLAS_NUM_THREADS before the
-// program starts; otherwise one per core). Each product then picks its own count from its size:
-// 1 thread below kParallelFlops (2·M·N·K), the bound above it. Handing a small product to a
-// second thread costs more than it saves (a 32×128×128 product takes ~20 µs), so a program that
-// never sets a count is never slower than with 1 thread. OpenBLAS has one process-wide setting;
-// it is changed only when a product's choice differs from the current one, an int compare per
-// call otherwise. Threads of the caller's own that multiply at the same time may see each other's
-// choice: the results do not depend on it, only the speed.
+// program starts; otherwise one per core). OpenBLAS itself runs on 1 thread; a product of at
+// least kParallelFlops (2·M·N·K) is split by the library into strips of rows of C (or of
+// columns, when C has few rows and K is large), one single-threaded GEMM per strip on the pool
+// of parallel::parallel_for. Every element of C is one thread's sum over K (the same as on one
+// thread up to rounding), and a program that never sets a count is never slower than with 1
+// thread. Products from several threads of the
+// caller's own at once are each right: one finding the pool busy runs on its caller's thread.
 #pragma once
 
 #include <cstddef>
@@ -25,10 +25,10 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, double alpha,
           const double* A, const double* B, double beta, double* C);
 
-// The product size (2·M·N·K flops) from which a product uses more than one thread. Measured with
-// bench/bench_gemm at the workloads' shapes on 2 shared cores: a second thread lost or broke even
-// at every shape up to 2048×65×512 (136 MFLOP) and gained 1.5× at 1024³ (docs/design.md, 8.1).
-inline constexpr double kParallelFlops = 1.0e8;
+// The product size (2·M·N·K flops) from which a product is split over the threads. Measured
+// with bench/bench_workloads on 2 shared cores, alternated: 1 MFLOP against 2 MFLOP gave W1
+// 470k against 450k tokens/s, W3 and S1 equal within the spread (docs/design.md, 8.1).
+inline constexpr double kParallelFlops = 1.0e6;
 
 // The upper bound on threads of BLAS products and of the library's parallel loops
 // (autograd/parallel.hpp). n >= 1; n = 0 goes back to the default (OPENBLAS_NUM_THREADS as the

@@ -24,22 +24,13 @@ using detail::Blocks;
 using detail::broadcast_shape;
 using detail::check_live;
 using detail::grad_ref;
+using detail::map_into;
 using detail::norm_axis;
 using detail::num_str;
 using detail::OpRecord;
 using detail::saved;
 
 namespace {
-
-// y[k] = f(a[k]) over every element of a.
-template <class T, class F>
-void map_into(Array<T>& y, const Array<T>& a, F f) {
-  y.resize(a.shape());
-  const T* pa = a.data();
-  T* py = y.data();
-  const std::size_t n = y.size();
-  for (std::size_t k = 0; k < n; ++k) py[k] = f(pa[k]);
-}
 
 // The backward of an elementwise y = f(a): da (+)= g[k] · d(a[k], y[k]), d = f'.
 template <class T, class D>

@@ -76,8 +76,9 @@ void elementwise(OpRecord<T>& r, const Var<T>& a, const Var<T>& b, F f, E&& e) {
     const T* pa = a.value().data();
     const T* pb = b.value().data();
     T* py = y.data();
-    const std::size_t n = y.size();
-    for (std::size_t k = 0; k < n; ++k) py[k] = f(pa[k], pb[k]);
+    detail::for_blocks(y.size(), [pa, pb, py, &f](std::size_t begin, std::size_t end) {
+      for (std::size_t k = begin; k < end; ++k) py[k] = f(pa[k], pb[k]);
+    });
   } else {
     xt::noalias(r.value()) = std::forward<E>(e);
   }
@@ -165,7 +166,7 @@ Var<T> div(const Var<T>& a, const Var<T>& b) {
 template <class T>
 Var<T> neg(const Var<T>& a) {
   OpRecord<T> r("neg", {&a});
-  xt::noalias(r.output(a.shape())) = -a.value();
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return -x; });
   return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad); }, detail::kReadsNothing);
 }
 
@@ -173,7 +174,7 @@ Var<T> neg(const Var<T>& a) {
 template <class T>
 Var<T> affine(const Var<T>& a, T alpha, T beta) {
   OpRecord<T> r("affine", {&a});
-  xt::noalias(r.output(a.shape())) = alpha * a.value() + beta;
+  detail::map_expr(r.output(a.shape()), a.value(), [alpha, beta](const auto& x) { return alpha * x + beta; });
   r.save(AffineSaved<T>{alpha});
   return r.finish([](Node<T>& n) {
     const T* g = n.grad.data();
@@ -186,7 +187,7 @@ Var<T> affine(const Var<T>& a, T alpha, T beta) {
 template <class T>
 Var<T> rdiv(T s, const Var<T>& a) {
   OpRecord<T> r("rdiv", {&a});
-  xt::noalias(r.output(a.shape())) = s / a.value();
+  detail::map_expr(r.output(a.shape()), a.value(), [s](const auto& x) { return s / x; });
   return r.finish([](Node<T>& n) { add_grad(n.in(0), -n.grad * n.value / n.in(0).value); });
 }
 
@@ -196,7 +197,7 @@ Var<T> rdiv(T s, const Var<T>& a) {
 template <class T>
 Var<T> tanh(const Var<T>& a) {
   OpRecord<T> r("tanh", {&a});
-  xt::noalias(r.output(a.shape())) = xt::tanh(a.value());
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::tanh(x); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -208,7 +209,7 @@ Var<T> tanh(const Var<T>& a) {
 template <class T>
 Var<T> sigmoid(const Var<T>& a) {
   OpRecord<T> r("sigmoid", {&a});
-  xt::noalias(r.output(a.shape())) = T(1) / (T(1) + xt::exp(-a.value()));
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -220,7 +221,7 @@ Var<T> sigmoid(const Var<T>& a) {
 template <class T>
 Var<T> relu(const Var<T>& a) {
   OpRecord<T> r("relu", {&a});
-  xt::noalias(r.output(a.shape())) = xt::maximum(a.value(), T(0));
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::maximum(x, T(0)); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -232,7 +233,7 @@ Var<T> relu(const Var<T>& a) {
 template <class T>
 Var<T> exp(const Var<T>& a) {
   OpRecord<T> r("exp", {&a});
-  xt::noalias(r.output(a.shape())) = xt::exp(a.value());
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::exp(x); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -244,7 +245,7 @@ Var<T> exp(const Var<T>& a) {
 template <class T>
 Var<T> log(const Var<T>& a) {
   OpRecord<T> r("log", {&a});
-  xt::noalias(r.output(a.shape())) = xt::log(a.value());
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::log(x); });
   return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / n.in(0).value); }, detail::reads_inputs(0b1));
 }
 
@@ -252,7 +253,7 @@ Var<T> log(const Var<T>& a) {
 template <class T>
 Var<T> square(const Var<T>& a) {
   OpRecord<T> r("square", {&a});
-  xt::noalias(r.output(a.shape())) = a.value() * a.value();
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return x * x; });
   return r.finish([](Node<T>& n) { add_grad(n.in(0), T(2) * n.in(0).value * n.grad); }, detail::reads_inputs(0b1));
 }
 
@@ -260,7 +261,7 @@ Var<T> square(const Var<T>& a) {
 template <class T>
 Var<T> sqrt(const Var<T>& a) {
   OpRecord<T> r("sqrt", {&a});
-  xt::noalias(r.output(a.shape())) = xt::sqrt(a.value());
+  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::sqrt(x); });
   return r.finish([](Node<T>& n) { add_grad(n.in(0), n.grad / (T(2) * n.value)); }, detail::kReadsOutput);
 }
 
@@ -378,6 +379,35 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
   }, detail::reads_inputs(0b110));
 }
 
+namespace {
+
+// out (c, r) = aᵀ for a row-major (r, c) matrix a, in tiles that stay in cache.
+template <class T>
+void transpose_into(const T* a, std::size_t r, std::size_t c, T* out) {
+  constexpr std::size_t kTile = 32;
+  for (std::size_t i0 = 0; i0 < r; i0 += kTile)
+    for (std::size_t j0 = 0; j0 < c; j0 += kTile) {
+      const std::size_t i1 = std::min(r, i0 + kTile), j1 = std::min(c, j0 + kTile);
+      for (std::size_t i = i0; i < i1; ++i)
+        for (std::size_t j = j0; j < j1; ++j) out[j * r + i] = a[i * c + j];
+    }
+}
+
+// linear_onehot gathers (and its backward scatters) weight columns: a column is `out` values
+// `in` apart, one cache line each. With at least as many ids as columns it pays to transpose
+// the weight (and its gradient) once and work on contiguous rows.
+bool onehot_by_rows(std::size_t ids, std::size_t in) { return ids >= in; }
+
+// The thread's buffer for a transposed weight, grown as needed and kept for the next step.
+template <class T>
+T* onehot_scratch(std::size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+}  // namespace
+
 // y = x·wᵀ + b for the one-hot rows x = onehot(ids, in): y[i] = w[:, ids[i]] + b, a column
 // gather instead of a product.   w (out, in), b (out) -> (ids.size(), out);
 // dw[:, ids[i]] += g[i], db += Σ_i g[i].
@@ -399,10 +429,20 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
   Array<T>& y = r.output(Shape{ids.size(), out});
   const T* pw = w.value().data();
   const T* pb = b.value().data();
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    T* row = y.data() + i * out;
-    const T* col = pw + static_cast<std::size_t>(ids[i]);
-    for (std::size_t o = 0; o < out; ++o) row[o] = col[o * in] + pb[o];
+  if (onehot_by_rows(ids.size(), in)) {
+    T* wt = onehot_scratch<T>(in * out);
+    transpose_into(pw, out, in, wt);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const T* src = wt + static_cast<std::size_t>(ids[i]) * out;
+      T* row = y.data() + i * out;
+      for (std::size_t o = 0; o < out; ++o) row[o] = src[o] + pb[o];
+    }
+  } else {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      T* row = y.data() + i * out;
+      const T* col = pw + static_cast<std::size_t>(ids[i]);
+      for (std::size_t o = 0; o < out; ++o) row[o] = col[o * in] + pb[o];
+    }
   }
   if (r.needs_backward()) r.node()->saved_ids = ids;
   return r.finish([](Node<T>& nd) {
@@ -413,10 +453,18 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
     const T* g = nd.grad.data();
     if (W.requires_grad) {
       T* dw = grad_ref(W).data();
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        T* col = dw + static_cast<std::size_t>(ids[i]);
-        const T* gi = g + i * out;
-        for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
+      if (onehot_by_rows(ids.size(), in)) {
+        // The same sums in the same order as below, on dwᵀ's contiguous rows.
+        T* dwt = onehot_scratch<T>(in * out);
+        transpose_into(dw, out, in, dwt);
+        for (std::size_t i = 0; i < ids.size(); ++i) add_into(dwt + static_cast<std::size_t>(ids[i]) * out, g + i * out, out);
+        transpose_into(dwt, in, out, dw);
+      } else {
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          T* col = dw + static_cast<std::size_t>(ids[i]);
+          const T* gi = g + i * out;
+          for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
+        }
       }
     }
     if (B.requires_grad) {

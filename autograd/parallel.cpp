@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -16,6 +17,35 @@ namespace {
 
 thread_local bool t_inside = false;  // this thread is running a block of a parallel loop
 
+// How long a thread polls before it blocks: a pool thread after a loop, waiting for the next
+// one; the caller waiting for the pool's blocks to finish. A training step hands the pool a
+// product or an elementwise loop every few tens of µs, and a thread woken from a condition
+// variable takes 10–50 µs to run on a shared machine, longer than many of the products it
+// would share; polling a little longer than the gaps between loops keeps the pool awake
+// through a step and idle (asleep) as soon as the program stops handing it work.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls done() for up to kSpin; returns whether it became true.
+template <class Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      pause();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
 // One parallel loop: its blocks, handed out by an atomic counter to whichever thread asks first.
 struct Job {
   const RangeFn* fn;
@@ -23,8 +53,8 @@ struct Job {
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> done{0};
   std::atomic<bool> failed{false};
-  std::exception_ptr error;  // the first exception, written once under Pool::mutex_
-  int joined = 0;            // pool threads inside run(); under Pool::mutex_
+  std::exception_ptr error;    // the first exception, written once under Pool::mutex_
+  std::atomic<int> joined{0};  // pool threads that took the job and have not let go of it
 };
 
 class Pool {
@@ -32,7 +62,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (std::thread& t : threads_) t.join();
@@ -47,14 +77,18 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       while (int(threads_.size()) < threads - 1) threads_.emplace_back([this] { work(); });
       job_ = &job;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    wake_.notify_all();
+    wake_.notify_all();  // no system call when every pool thread is polling
     run(job);
-    std::unique_lock<std::mutex> lock(mutex_);
-    // Every block finished and no pool thread still holds a pointer to the job.
-    finished_.wait(lock, [&] { return job.done.load() == job.blocks && job.joined == 0; });
-    job_ = nullptr;
+    // Every block finished (the pool's threads may still be running theirs), then no pool
+    // thread can take the job any more, then none still holds it: the job may go.
+    wait_for([&] { return job.done.load(std::memory_order_acquire) == job.blocks; });
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = nullptr;
+    }
+    wait_for([&] { return job.joined.load(std::memory_order_acquire) == 0; });
     return true;
   }
 
@@ -70,7 +104,7 @@ class Pool {
           job.failed.store(true, std::memory_order_relaxed);
         }
       }
-      job.done.fetch_add(1);
+      job.done.fetch_add(1, std::memory_order_acq_rel);
     }
     t_inside = false;
   }
@@ -81,31 +115,43 @@ class Pool {
   }
 
  private:
+  // The caller's wait: it polls, then yields the core (a pool thread it waits for may have been
+  // descheduled and needs one).
+  template <class Done>
+  static void wait_for(Done done) {
+    if (spin_until(done)) return;
+    while (!done()) std::this_thread::yield();
+  }
+
   void work() {
     std::uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      Job* job = job_;
-      if (!job) continue;  // that loop finished before this thread woke
-      ++job->joined;
-      lock.unlock();
+      auto news = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(news)) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, news);
+      }
+      if (stop_.load()) return;
+      Job* job;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load();
+        job = job_;
+        if (!job) continue;  // that loop finished before this thread saw it
+        job->joined.fetch_add(1);
+      }
       run(*job);
-      lock.lock();
-      --job->joined;
-      finished_.notify_all();
+      job->joined.fetch_sub(1, std::memory_order_release);  // the last access: the job may go now
     }
   }
 
   std::mutex owner_;  // held by the one loop using the pool
-  std::mutex mutex_;  // guards everything below and the jobs' error and joined
-  std::condition_variable wake_, finished_;
+  std::mutex mutex_;  // guards threads_, job_, the jobs' error, and the changes of generation_
+  std::condition_variable wake_;
   std::vector<std::thread> threads_;
   Job* job_ = nullptr;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace

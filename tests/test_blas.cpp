@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -49,10 +50,11 @@ struct Shape {
 };
 
 // Every path of gemm: vectors on either side, outer products, a dot product, empty sums, and
-// products large enough to be split over threads.
+// products large enough to be split over threads: by rows (130×120×140) and by columns
+// (40×150×260: few rows, deep K), neither a whole number of strips.
 const Shape kShapes[] = {{1, 1, 1},  {1, 7, 5},   {1, 65, 100}, {9, 1, 6},   {100, 1, 100}, {1, 1, 33},
                          {8, 5, 1},  {100, 65, 1}, {1, 9, 1},    {7, 1, 1},   {4, 6, 0},     {1, 5, 0},
-                         {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}};
+                         {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}, {40, 150, 260}};
 const std::pair<double, double> kScalars[] = {{1, 0}, {1, 1}, {0.5, -2}, {-1.5, 0.25}, {0, 1}};
 
 template <class T>
@@ -78,6 +80,36 @@ void check_all_paths(T tolerance) {
 
 TEST(Gemm, FloatMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<float>(2e-6f); }
 TEST(Gemm, DoubleMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<double>(1e-14); }
+
+// The split products at more strips than cores (3 threads), where the last strip is a partial one.
+TEST(Gemm, SplitOverThreeThreadsMatchesNaiveLoop) {
+  ASSERT_GE(2.0 * 40 * 150 * 260, xgrad::blas::kParallelFlops);
+  ASSERT_GE(2.0 * 130 * 120 * 140, xgrad::blas::kParallelFlops);
+  xgrad::blas::set_num_threads(3);
+  check_all_paths<double>(1e-14);
+  xgrad::blas::set_num_threads(0);
+}
+
+// Threads of the program multiplying at once: one of them holds the pool, the others run their
+// products on their own thread; every result is right.
+TEST(GemmThreads, ConcurrentSplitProductsAreEachRight) {
+  xgrad::blas::set_num_threads(2);
+  const std::size_t M = 40, N = 150, K = 260;
+  std::mt19937 gen(11);
+  const auto A = random_vector<double>(M * K, gen), B = random_vector<double>(K * N, gen);
+  const std::vector<double> zero(M * N, 0.0);
+  const std::vector<double> expected = naive(false, true, M, N, K, 1.0, A, B, 0.0, zero);
+  std::vector<std::vector<double>> results(3, zero);
+  std::vector<std::thread> threads;
+  for (auto& C : results)
+    threads.emplace_back([&] {
+      for (int rep = 0; rep < 50; ++rep) gemm(false, true, M, N, K, 1.0, A.data(), B.data(), 0.0, C.data());
+    });
+  for (auto& t : threads) t.join();
+  xgrad::blas::set_num_threads(0);
+  for (const auto& C : results)
+    for (std::size_t i = 0; i < C.size(); ++i) ASSERT_NEAR(C[i], expected[i], 1e-12) << "element " << i;
+}
 
 // The vector paths give the same sums as GEMM: y = W·x (M = 1 with B transposed, as Linear
 // does it) equals the same product computed with one extra row, which takes GEMM.
@@ -108,7 +140,8 @@ TEST(Gemm, ResultDoesNotDependOnTheThreadBound) {
 TEST(BlasThreads, SmallProductsUseOneThreadLargeOnesTheBound) {
   xgrad::blas::set_num_threads(3);
   EXPECT_EQ(xgrad::blas::num_threads(), 3);
-  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 128 * 128), 1);  // a per-step product of W1
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 64 * 64), 1);  // a per-step product of S1
+  EXPECT_EQ(xgrad::blas::threads_for(2.0 * 32 * 1024 * 256), 3);  // a per-step product of W3
   EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops / 2), 1);
   EXPECT_EQ(xgrad::blas::threads_for(xgrad::blas::kParallelFlops), 3);
   EXPECT_EQ(xgrad::blas::threads_for(2.0 * 1024 * 1024 * 1024), 3);
