@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -25,11 +27,38 @@ int default_threads() {
 
 std::atomic<int> g_bound{0};  // the user's bound; 0: the default
 
+// blas.hpp, openblas_core_for_cpu().
+const char* core_for_cpu() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return "";
+}
+
+// blas.hpp: whether OpenBLAS runs kernels below what this CPU allows, said once.
+void check_openblas_core() {
+  static const bool checked = [] {
+    const std::string best = core_for_cpu(), running = openblas_get_corename();
+    if (!best.empty() && running != best && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
+        (running == "Prescott" || running == "Core2" || running == "Penryn" || running == "Dunnington" ||
+         running == "Nehalem" || running == "Sandybridge"))
+      std::fprintf(stderr,
+                   "xgrad: OpenBLAS does not know this CPU and runs its %s kernels, several times slower than "
+                   "the CPU allows; start the program with OPENBLAS_CORETYPE=%s set\n",
+                   running.c_str(), best.c_str());
+    return true;
+  }();
+  (void)checked;
+}
+
 // OpenBLAS runs every call on the calling thread; the library splits the large products over
 // its own threads (below). Set once, at the first product, after default_threads() has read
 // OpenBLAS's own start count.
 void single_threaded_openblas() {
   static const bool set = [] {
+    check_openblas_core();
     default_threads();
     openblas_set_num_threads(1);
     return true;
@@ -133,6 +162,10 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
           const double* B, double beta, double* C) {
   product(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
 }
+
+const char* openblas_core() { return openblas_get_corename(); }
+
+const char* openblas_core_for_cpu() { return core_for_cpu(); }
 
 void set_num_threads(int n) {
   if (n < 0) throw ValueError("blas::set_num_threads: thread count must be >= 0, got " + std::to_string(n));

@@ -39,4 +39,18 @@ int num_threads();
 // How many threads a product of `flops` floating-point operations uses under the bound.
 int threads_for(double flops);
 
+// OpenBLAS's kernels. Debian's OpenBLAS chooses them when it starts, by the CPU's model; a model
+// newer than its release falls back to its generic SSE3 kernels ("Prescott"), five to eight
+// times slower (an AVX-512 Xeon of family 6, model 207, is one). Nothing a program does once
+// it runs changes that choice: OpenBLAS reads OPENBLAS_CORETYPE before main. So at the first
+// product, if OPENBLAS_CORETYPE is unset and OpenBLAS runs weaker kernels than the CPU's
+// features allow, the library says so once on stderr, with the setting to use. The scripts
+// (scripts/, bench/compare) set it themselves.
+// openblas_core(): the kernels OpenBLAS runs, as it names them ("SkylakeX", "Haswell", ...).
+// openblas_core_for_cpu(): the kernels OpenBLAS itself picks for the CPUs it knows with this
+// CPU's features: AVX-512 F, CD, BW, DQ and VL -> "SkylakeX"; AVX2 and FMA -> "Haswell";
+// otherwise "" (OpenBLAS's own choice stands).
+const char* openblas_core();
+const char* openblas_core_for_cpu();
+
 }  // namespace xgrad::blas

@@ -6,10 +6,12 @@
 //
 //   bench_dist [--seconds S] [--threads N]          one rank, the whole batch
 //   mpirun -np 2 bench_dist [--seconds S]            two ranks of 16 streams each
+//   bench_dist --streams 16                          one rank, half the batch: what a rank of
+//                                                    two computes, without the exchange
 //
 // After one warm-up step, rank 0 times as many steps as fill S seconds (default 5; the count is
 // fixed from the warm-up step and shared, so every rank runs the same steps) and prints one
-// JSON line: {"workload": "W6", "ranks": N, "tokens_per_s": X, "peak_MB": Y,
+// JSON line: {"workload": "W6", "ranks": N, "streams": B, "tokens_per_s": X, "peak_MB": Y,
 // "exchange_ms_per_step": Z}: tokens of the global batch (B·T per step) per second of wall time;
 // rank 0's peak resident set minus its resident set when main() started (MiB); rank 0's time
 // per step in the token count's and the gradients' all-reduce, waiting for slower ranks included.
@@ -33,7 +35,7 @@
 namespace {
 
 using namespace xgrad;
-constexpr std::size_t kVocab = 65, kHidden = 256, kBatch = 32, kSteps = 64;
+constexpr std::size_t kVocab = 65, kHidden = 256, kSteps = 64;
 constexpr double kLr = 2e-3;
 
 using bench::rss_now_mb;
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
   dist::Session session(argc, argv);
   double seconds = 5;
   int threads = 1;
+  long streams = 32;  // W3's batch
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--seconds") == 0 && has_value) {
@@ -77,6 +80,9 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--threads") == 0 && has_value) {
       threads = std::atoi(argv[++i]);
       if (threads < 1) usage("--threads needs a positive integer");
+    } else if (std::strcmp(argv[i], "--streams") == 0 && has_value) {
+      streams = std::atol(argv[++i]);
+      if (streams < 1) usage("--streams needs a positive integer");
     } else {
       usage((std::string("unknown option ") + argv[i]).c_str());
     }
@@ -91,9 +97,9 @@ int main(int argc, char** argv) {
   // The whole batch's streams, then this rank's columns of it.
   data::SequenceBatch whole;
   whole.steps = kSteps;
-  whole.batch = kBatch;
-  whole.inputs = random_ids(kSteps * kBatch, 2);
-  whole.targets = random_ids(kSteps * kBatch, 3);
+  whole.batch = std::size_t(streams);
+  whole.inputs = random_ids(kSteps * whole.batch, 2);
+  whole.targets = random_ids(kSteps * whole.batch, 3);
   const data::SequenceBatch mine = data::shard_of(whole, dist::rank(), dist::world_size());
   const double my_tokens = double(mine.steps * mine.batch);
 
@@ -124,9 +130,9 @@ int main(int argc, char** argv) {
   const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
 
   if (dist::rank() == 0)
-    std::printf("{\"workload\": \"W6\", \"ranks\": %d, \"tokens_per_s\": %.1f, \"peak_MB\": %.1f, "
+    std::printf("{\"workload\": \"W6\", \"ranks\": %d, \"streams\": %zu, \"tokens_per_s\": %.1f, \"peak_MB\": %.1f, "
                 "\"exchange_ms_per_step\": %.2f}\n",
-                dist::world_size(), steps * double(kSteps * kBatch) / elapsed, rss_peak_mb() - rss_start,
+                dist::world_size(), whole.batch, steps * double(kSteps * whole.batch) / elapsed, rss_peak_mb() - rss_start,
                 exchange_seconds * 1e3 / steps);
   return 0;
 }

@@ -2,7 +2,8 @@
 // a step's flops by ("of peak"), and at the shapes the workloads use, to see how far below the
 // peak their small products run. Arguments: M, N, K, trans_a, trans_b (row-major,
 // C (M, N) = op(A) (M, K) · op(B) (K, N), beta = 1 as the engine accumulates gradients).
-// Counter GFLOPs = 2·M·N·K per call. Thread count: OPENBLAS_NUM_THREADS or --threads N.
+// Counter GFLOPs = 2·M·N·K per call. Thread count: OPENBLAS_NUM_THREADS or --threads N. The
+// context's openblas_core names OpenBLAS's kernels (autograd/blas.hpp).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     args.push_back(argv[i]);
   }
   int n = static_cast<int>(args.size());
+  benchmark::AddCustomContext("openblas_core", xgrad::blas::openblas_core());
   benchmark::Initialize(&n, args.data());
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -7,6 +7,29 @@
 
 namespace xgrad::optim {
 
+namespace {
+
+// One Adam update of elements [begin, end): the lerp of the first moment as PyTorch writes it,
+// the second moment, then the step (AMSGrad keeps the largest second moment seen).
+template <bool kAmsgrad, class T>
+void adam_elements(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
+                   std::size_t begin, std::size_t end, T wd, T shrink, T c1, T beta2, T c2, T step_size,
+                   T bc2_sqrt, T eps) {
+  for (std::size_t j = begin; j < end; ++j) {
+    const T d = g[j] + wd * p[j];
+    const T pj = p[j] * shrink;
+    const T mj = m[j] + c1 * (d - m[j]);
+    const T vj = beta2 * v[j] + c2 * d * d;
+    m[j] = mj;
+    v[j] = vj;
+    T vhat = vj;
+    if constexpr (kAmsgrad) vhat = vmax[j] = std::max(vmax[j], vj);
+    p[j] = pj - step_size * mj / (std::sqrt(vhat) / bc2_sqrt + eps);
+  }
+}
+
+}  // namespace
+
 template <class T>
 Adam<T>::Adam(std::vector<Var<T>> params, double lr, const AdamOptions& o) : Adam(std::move(params), lr, o, false) {}
 
@@ -40,17 +63,14 @@ void Adam<T>::update() {
     T* m = this->buffer(exp_avg_, i).data();
     T* v = this->buffer(exp_avg_sq_, i).data();
     T* vmax = amsgrad ? this->buffer(max_exp_avg_sq_, i).data() : nullptr;
-    // Each element on its own: a large parameter's elements are split over the threads.
+    // Each element on its own: a large parameter's elements are split over the threads. The
+    // two loops (with and without AMSGrad) have no branch inside and restrict-qualified
+    // pointers, so the compiler vectorises them, square root included (-fno-math-errno).
     parallel::parallel_for(params[i].size(), parallel::kElementwiseGrain, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t j = begin; j < end; ++j) {
-        const T d = g[j] + wd * p[j];
-        p[j] *= shrink;
-        m[j] += c1 * (d - m[j]);  // lerp, as PyTorch writes it
-        v[j] = beta2 * v[j] + c2 * d * d;
-        T vhat = v[j];
-        if (amsgrad) vhat = vmax[j] = std::max(vmax[j], v[j]);
-        p[j] -= step_size * m[j] / (std::sqrt(vhat) / bc2_sqrt + eps);
-      }
+      if (amsgrad)
+        adam_elements<true>(p, g, m, v, vmax, begin, end, wd, shrink, c1, beta2, c2, step_size, bc2_sqrt, eps);
+      else
+        adam_elements<false>(p, g, m, v, vmax, begin, end, wd, shrink, c1, beta2, c2, step_size, bc2_sqrt, eps);
     });
   }
 }

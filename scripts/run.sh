@@ -7,6 +7,7 @@
 # Extra arguments go to char_lm (e.g. --threads 2, --steps 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/openblas_core.sh
 scripts/setup.sh
 mkdir -p out/char_lm
 build/examples/char_lm --out out/char_lm --checkpoint out/char_lm/char_lm.ckpt "$@"

@@ -5,6 +5,7 @@
 # JOBS=N limits parallel builds and tests (default: nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/openblas_core.sh
 jobs="${JOBS:-$(nproc)}"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DXGRAD_SANITIZE=ON \
       -DXGRAD_BUILD_TESTS=ON -DXGRAD_BUILD_EXAMPLES=ON -DXGRAD_BUILD_BENCH=OFF -DXGRAD_FUZZ=OFF >/dev/null

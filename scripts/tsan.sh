@@ -10,6 +10,7 @@
 # JOBS=N limits parallel builds and tests (default: nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/openblas_core.sh
 jobs="${JOBS:-$(nproc)}"
 build=build-tsan
 

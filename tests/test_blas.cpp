@@ -1,9 +1,15 @@
 // blas::gemm against a naive loop in long double at every transpose combination, at the shapes
 // that take the vector paths (M = 1, N = 1: GEMV; K = 1: GER; K = 0) and the GEMM path, with
-// alpha and beta, in float and double; the thread bound and the per-product thread choice.
+// alpha and beta, in float and double; the thread bound and the per-product thread choice;
+// OpenBLAS's kernels.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
@@ -13,6 +19,8 @@
 
 #include <xgrad/autograd/blas.hpp>
 #include <xgrad/autograd/errors.hpp>
+
+#include "testing.hpp"
 
 namespace {
 
@@ -163,3 +171,52 @@ TEST(BlasThreads, NegativeCountThrowsNamingTheValue) {
 }
 
 }  // namespace
+
+// OpenBLAS's kernels (blas.hpp): the scripts set OPENBLAS_CORETYPE, and OpenBLAS runs what it
+// names; a program started without it is told, once and before its first product's result,
+// exactly when OpenBLAS runs kernels weaker than the CPU allows.
+bool weaker_than_the_cpu(const std::string& core) {
+  for (const char* weak : {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge"})
+    if (core == weak) return std::string(xgrad::blas::openblas_core_for_cpu()) != "";
+  return false;
+}
+
+TEST(OpenblasCore, RunsTheKernelsTheEnvironmentNames) {
+  const char* set = std::getenv("OPENBLAS_CORETYPE");
+  if (set == nullptr) {
+    // Only a run outside the scripts gets here: the rule is all there is to check.
+    const std::string rule = xgrad::blas::openblas_core_for_cpu();
+    EXPECT_TRUE(rule == "SkylakeX" || rule == "Haswell" || rule.empty()) << rule;
+    return;
+  }
+  std::string want = set, got = xgrad::blas::openblas_core();
+  for (auto* s : {&want, &got})
+    for (char& c : *s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  EXPECT_EQ(got, want);
+}
+
+// One product, then the kernels' name on stdout; the test below runs it as a child.
+TEST(OpenblasCoreChild, ReportsTheCore) {
+  float a = 2, b = 3, c = 0;
+  gemm(false, false, 1, 1, 1, 1.0f, &a, &b, 0.0f, &c);
+  EXPECT_EQ(c, 6.0f);
+  EXPECT_STRNE(xgrad::blas::openblas_core(), "");
+  std::printf("core=%s product=%g\n", xgrad::blas::openblas_core(), double(c));
+}
+
+TEST(OpenblasCore, AProgramWithoutTheSettingIsToldWhenTheKernelsAreWeak) {
+  const auto r = xgrad::testing::run_command(
+      "env -u OPENBLAS_CORETYPE /proc/" + std::to_string(getpid()) +
+      "/exe --gtest_filter=OpenblasCoreChild.ReportsTheCore 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto at = r.out.find("core=");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string core = r.out.substr(at + 5, r.out.find(' ', at) - at - 5);
+  EXPECT_NE(r.out.find("product=6"), std::string::npos) << r.out;
+  const bool told = r.out.find("xgrad: OpenBLAS does not know this CPU") != std::string::npos;
+  EXPECT_EQ(told, weaker_than_the_cpu(core)) << r.out;
+  if (told) {
+    EXPECT_NE(r.out.find(std::string("OPENBLAS_CORETYPE=") + xgrad::blas::openblas_core_for_cpu()), std::string::npos)
+        << r.out;
+  }
+}

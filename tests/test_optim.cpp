@@ -549,6 +549,31 @@ TEST_F(OptimTest, WarmupRampsLinearlyThenHandsOver) {
   EXPECT_DOUBLE_EQ(twice(6), 2.0);
 }
 
+// The update's vectorised body and its scalar remainder compute the same numbers: a parameter of
+// 1,003 floats (vectors plus a remainder) ends bit for bit where 1,003 one-element parameters
+// (remainder only) end, with and without AMSGrad and weight decay.
+TEST_F(OptimTest, AdamUpdatesEveryElementAlikeWhateverTheParameterSize) {
+  const std::size_t n = 1003;
+  for (bool amsgrad : {false, true}) {
+    auto whole = param(Array<float>(xt::zeros<float>({n})));
+    std::vector<Var<float>> singles;
+    for (std::size_t j = 0; j < n; ++j) singles.push_back(param(Array<float>({float(0)})));
+    const auto o = optim::AdamOptions().betas(0.8, 0.95).eps(1e-6).weight_decay(0.1).amsgrad(amsgrad);
+    optim::Adam<float> big({whole}, 0.01, o), small(singles, 0.01, o);
+    for (std::size_t j = 0; j < n; ++j) whole.mutable_value()(j) = singles[j].mutable_value()(0) = 0.01f * float(j % 17);
+    for (int s = 0; s < 4; ++s) {
+      big.zero_grad();
+      small.zero_grad();
+      for (std::size_t j = 0; j < n; ++j)  // signs and sizes vary, so AMSGrad's maximum changes hands
+        whole.mutable_grad()(j) = singles[j].mutable_grad()(0) = std::sin(float(j * (s + 1))) * float(1 + (j + s) % 3);
+      big.step();
+      small.step();
+    }
+    for (std::size_t j = 0; j < n; ++j)
+      ASSERT_EQ(whole.value()(j), singles[j].value()(0)) << "element " << j << ", amsgrad " << amsgrad;
+  }
+}
+
 TEST_F(OptimTest, SchedulerSetsTheRateOfEachStepFromTheStepCount) {
   auto p = param(A{0.0});
   optim::SGD<double> opt({p}, 123.0);
