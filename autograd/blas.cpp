@@ -41,7 +41,7 @@ const char* core_for_cpu() {
 void check_openblas_core() {
   static const bool checked = [] {
     const std::string best = core_for_cpu(), running = openblas_get_corename();
-    if (!best.empty() && running != best && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
+    if (!best.empty() && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
         (running == "Prescott" || running == "Core2" || running == "Penryn" || running == "Dunnington" ||
          running == "Nehalem" || running == "Sandybridge"))
       std::fprintf(stderr,

@@ -170,8 +170,6 @@ TEST(BlasThreads, NegativeCountThrowsNamingTheValue) {
   EXPECT_GE(xgrad::blas::num_threads(), 1);
 }
 
-}  // namespace
-
 // OpenBLAS's kernels (blas.hpp): the scripts set OPENBLAS_CORETYPE, and OpenBLAS runs what it
 // names; a program started without it is told, once and before its first product's result,
 // exactly when OpenBLAS runs kernels weaker than the CPU allows.
@@ -220,3 +218,5 @@ TEST(OpenblasCore, AProgramWithoutTheSettingIsToldWhenTheKernelsAreWeak) {
         << r.out;
   }
 }
+
+}  // namespace
