@@ -49,22 +49,25 @@ GradcheckResult compare_finite_differences(const std::vector<Var<double>>& vars,
   GradcheckResult result;
   result.error = -1;
   for (std::size_t i = 0; i < vars.size(); ++i) {
-    Array<double>& x = vars[i].mutable_value();
+    // Every write takes mutable_value() anew, which marks the value changed (Leaf::version).
+    const Array<double>& x = vars[i].value();
     const Array<double>& g = analytic[i];
     const std::size_t n = elements.empty() ? x.size() : elements[i].size();
     for (std::size_t j = 0; j < n; ++j) {
       const std::size_t k = elements.empty() ? j : elements[i][j];
       const double saved = x.flat(k);
       struct Restore {  // the exact value back, also when loss() throws
-        double& slot;
+        const Var<double>& var;
+        std::size_t k;
         double value;
-        ~Restore() { slot = value; }
-      } restore{x.flat(k), saved};
-      x.flat(k) = saved + eps;
+        void set(double v) const { var.mutable_value().flat(k) = v; }
+        ~Restore() { set(value); }
+      } restore{vars[i], k, saved};
+      restore.set(saved + eps);
       const double up = loss();
-      x.flat(k) = saved - eps;
+      restore.set(saved - eps);
       const double down = loss();
-      x.flat(k) = saved;
+      restore.set(saved);
       const double numeric = (up - down) / (2 * eps);
       const double analytic_k = g.flat(k);
       const double err =

@@ -269,6 +269,17 @@ Var<T> sqrt(const Var<T>& a) {
 
 namespace {
 
+// C (m, n) = A (m, k)·op(B) + beta·C, op(B) = B (k, n) or, with b_transposed, Bᵀ for B (n, k).
+// With few rows, B a leaf and `tape` recording (or sweeping) the product, it reads B packed once
+// for the tape's generation (Tape::packed): a recurrent weight is read so at every step.
+template <class T>
+void product_with(Tape<T>* tape, bool b_transposed, std::size_t m, std::size_t n, std::size_t k, const T* A,
+                  const Slot<T>& B, T beta, T* C) {
+  if (tape != nullptr && !B.is_node && m >= 2 && m <= Tape<T>::kPackMaxRows && k > 0 && blas::packed_available())
+    return blas::gemm_packed(m, A, tape->packed(static_cast<const Leaf<T>&>(B), b_transposed), beta, C);
+  blas::gemm(false, b_transposed, m, n, k, T(1), A, B.value.data(), beta, C);
+}
+
 // The gradients of y = a·op(b) from g = dL/dy (m, n), where op(b) is b (k, n) or, with
 // b_transposed, bᵀ for b (n, k):  da += g·op(b)ᵀ (m, k);  db += aᵀ·g (k, n) or gᵀ·a (n, k).
 // Both through GEMM with the transpose flags, accumulating with beta = 1 where a gradient is.
@@ -283,7 +294,7 @@ void product_backward(const T* g, Slot<T>& A, Slot<T>& B, bool b_transposed) {
   if (A.requires_grad) {
     T beta;
     T* da = A.grad_buffer(beta);
-    blas::gemm(false, !b_transposed, m, k, n, T(1), g, B.value.data(), beta, da);
+    product_with(&Tape<T>::active(), !b_transposed, m, k, n, g, B, beta, da);
   }
   if (B.requires_grad) Tape<T>::weight_grad(B, g, A.value.data(), m, n, k, b_transposed);
 }
@@ -301,7 +312,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
   const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[1];
   OpRecord<T> r("matmul", {&a, &b});
   r.output(Shape{m, n});
-  blas::gemm(false, false, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
+  product_with(r.tape(), false, m, n, k, a.value().data(), b.slot("matmul"), T(0), r.value().data());
   return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), false); }, detail::reads_inputs(0b11));
 }
 
@@ -317,7 +328,7 @@ Var<T> matmul_nt(const Var<T>& a, const Var<T>& b) {
   const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[0];
   OpRecord<T> r("matmul_nt", {&a, &b});
   r.output(Shape{m, n});
-  blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(0), r.value().data());
+  product_with(r.tape(), true, m, n, k, a.value().data(), b.slot("matmul_nt"), T(0), r.value().data());
   return r.finish([](Node<T>& nd) { product_backward(nd.grad.data(), nd.in(0), nd.in(1), true); }, detail::reads_inputs(0b11));
 }
 
@@ -340,7 +351,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
   OpRecord<T> r("linear", {&x, &w, &b});
   Array<T>& y = r.output(out_shape);
   for (std::size_t i = 0; i < m; ++i) std::copy(b.value().begin(), b.value().end(), y.data() + i * n);
-  blas::gemm(false, true, m, n, k, T(1), x.value().data(), w.value().data(), T(1), y.data());
+  product_with(r.tape(), true, m, n, k, x.value().data(), w.slot("linear"), T(1), y.data());
   return r.finish([](Node<T>& nd) {
     product_backward(nd.grad.data(), nd.in(0), nd.in(1), true);
     Slot<T>& B = nd.in(2);
@@ -372,7 +383,7 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
   OpRecord<T> r("addmm_nt", {&c, &a, &b});
   Array<T>& y = r.output(Shape{m, n});
   std::copy(c.value().data(), c.value().data() + m * n, y.data());
-  blas::gemm(false, true, m, n, k, T(1), a.value().data(), b.value().data(), T(1), y.data());
+  product_with(r.tape(), true, m, n, k, a.value().data(), b.slot("addmm_nt"), T(1), y.data());
   return r.finish([](Node<T>& nd) {
     add_grad_copy(nd.in(0), nd.grad.data());
     product_backward(nd.grad.data(), nd.in(1), nd.in(2), true);

@@ -217,6 +217,8 @@ class OpRecord {
   }
   // The node being recorded, or null when not recording (no-grad): then the op saves nothing.
   Node<T>* node() { return node_; }
+  // The tape recording the op, or null when not recording.
+  Tape<T>* tape() { return node_ != nullptr ? tape_ : nullptr; }
   bool needs_backward() const { return node_ != nullptr && node_->requires_grad; }
   // Keeps the op's small struct of saved state (read back with saved<S>) when recording.
   template <class S>

@@ -1,5 +1,6 @@
 #include "tape.hpp"
 
+#include <atomic>
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -39,6 +40,10 @@ NameScope::NameScope(const std::string& name) : previous_(detail::tl_thread.scop
 NameScope::~NameScope() { detail::tl_thread.scope = previous_; }
 
 namespace detail {
+std::uint64_t next_leaf_version() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 int current_scope() { return tl_thread.scope; }
 ScopeInfo scope_info(int id) {
   ScopeTable& table = ScopeTable::instance();
@@ -136,6 +141,7 @@ void Tape<T>::clear() {
   ++generation_;
   held_.clear();
   kept_.clear();
+  for (PackEntry& e : packs_) e.w = nullptr;
 }
 
 template <class T>
@@ -146,6 +152,8 @@ void Tape<T>::release() {
   pool_.clear();
   batches_.clear();
   batches_.shrink_to_fit();
+  packs_.clear();
+  packs_.shrink_to_fit();
   sources_.clear();
   sources_.shrink_to_fit();
   waiting_.shrink_to_fit();
@@ -244,6 +252,40 @@ Tape<T>*& sweeping_tape() {
 }
 
 }  // namespace
+
+template <class T>
+Tape<T>& Tape<T>::active() {
+  Tape* t = sweeping_tape<T>();
+  return t != nullptr ? *t : current();
+}
+
+template <class T>
+const blas::Packed<T>& Tape<T>::packed(const Leaf<T>& w, bool trans_b) {
+  PackEntry* entry = nullptr;
+  for (PackEntry& e : packs_) {
+    if (e.w == &w && e.trans_b == trans_b) {
+      if (e.version == w.version) return e.packed;
+      entry = &e;  // w changed since: pack it again here
+      break;
+    }
+    if (e.w == nullptr && entry == nullptr) entry = &e;
+  }
+  if (entry == nullptr) entry = &packs_.emplace_back();
+  const auto& s = w.value.shape();
+  if (s.size() != 2) throw Error("Tape::packed: the weight must be a matrix, got " + shape_str(s));
+  entry->packed.pack(trans_b, trans_b ? s[0] : s[1], trans_b ? s[1] : s[0], w.value.data());
+  entry->w = &w;
+  entry->version = w.version;
+  entry->trans_b = trans_b;
+  return entry->packed;
+}
+
+template <class T>
+std::size_t Tape<T>::pack_bytes() const {
+  std::size_t bytes = 0;
+  for (const PackEntry& e : packs_) bytes += e.packed.bytes();
+  return bytes;
+}
 
 template <class T>
 void Slot<T>::fresh_grad() {

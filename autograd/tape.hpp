@@ -15,6 +15,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "errors.hpp"
+#include "packed.hpp"
 
 namespace xgrad {
 
@@ -61,10 +62,19 @@ struct Slot {
 
 // A persistent leaf: a parameter (requires_grad) or a constant. Owns its value and gradient
 // and outlives any tape.
+namespace detail {
+// A number no leaf value had before (one counter for the program).
+std::uint64_t next_leaf_version();
+}  // namespace detail
+
 template <class T>
 struct Leaf : Slot<T> {
   std::uint64_t held_generation = 0;  // the tape generation that last took a reference
   const void* held_tape = nullptr;
+  // Renewed at every change of the value through the API (Var::set_value, Var::mutable_value):
+  // one number per content over the program's life, so a copy made from the value (a tape's
+  // packed weight) knows whether it still holds it.
+  std::uint64_t version = detail::next_leaf_version();
 };
 
 template <class T>
@@ -151,6 +161,18 @@ class Tape {
   // n's buffer is held and each input node adds its block when the sweep reaches it, so T
   // stacked steps take one buffer instead of T more at once; otherwise each block is added now.
   static void grad_blocks(Node<T>& n);
+  // The tape products run for on this thread: the one being swept, else current().
+  static Tape& active();
+  // op(w) (trans_b: wᵀ) packed for blas::gemm_packed, for products with few rows that read the
+  // 2-D leaf w: a recurrent weight, read at every step of the forward pass (wᵀ) and again at
+  // every step of the sweep (w). Packed at the first such product of this generation and reused
+  // while w's version stays; clear() forgets the packs and keeps their storage. Not counted in
+  // memory_bytes(): like a BLAS's packing buffers it copies weights, not the graph (pack_bytes()).
+  const blas::Packed<T>& packed(const Leaf<T>& w, bool trans_b);
+  std::size_t pack_bytes() const;
+  // Products with at most this many rows read a packed leaf weight (ops' products); more rows
+  // amortise a GEMM's own packing.
+  static constexpr std::size_t kPackMaxRows = 128;
   // A product with at least this many rows runs near the GEMM peak: its weight gradient is not batched.
   static constexpr std::size_t kBatchMaxRows = 512;
   // Bound of one weight's stack of rows (g's and a's), so batching holds little memory.
@@ -189,6 +211,14 @@ class Tape {
     std::vector<T> g, a;  // (rows, n) and (rows, k)
   };
   std::vector<Batch> batches_;
+  // The packed leaf weights of this generation (w null: free, storage kept).
+  struct PackEntry {
+    const Leaf<T>* w = nullptr;
+    std::uint64_t version = 0;
+    bool trans_b = false;
+    blas::Packed<T> packed;
+  };
+  std::vector<PackEntry> packs_;
   bool batching_ = false;  // in a sweep that batches weight gradients
   // Gradients held for grad_blocks: the buffer and how many input nodes still wait for a block.
   struct Source {

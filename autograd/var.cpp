@@ -70,6 +70,7 @@ void Var<T>::set_value(const Array<T>& v) const {
     throw ShapeError("set_value: new value has shape " + shape_str(v.shape()) + " but the parameter has shape " +
                      shape_str(l.value.shape()));
   std::copy(v.begin(), v.end(), l.value.begin());
+  l.version = detail::next_leaf_version();
 }
 
 template <class T>
@@ -79,7 +80,9 @@ Array<T>& Var<T>::mutable_grad() const {
 
 template <class T>
 Array<T>& Var<T>::mutable_value() const {
-  return param_leaf("mutable_value").value;
+  Leaf<T>& l = param_leaf("mutable_value");
+  l.version = detail::next_leaf_version();
+  return l.value;
 }
 
 template <class T>

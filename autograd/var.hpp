@@ -74,6 +74,9 @@ class Var {
   void set_value(const Array<T>& v) const;
   // The gradient buffer of a parameter, for optimizers and clipping.
   Array<T>& mutable_grad() const;
+  // The value of a parameter, to change in place. Each call marks the value changed (copies the
+  // tape made of it, its packed weights, are not read again): write through the reference
+  // before the next op reads the parameter, and call again to write after that.
   Array<T>& mutable_value() const;
 
   // Internals for ops: the slot after checking the handle is live. `who` (the op or accessor

@@ -7,7 +7,8 @@
 //   S1 GRU H=64 B=32 T=20 Adam: a small model, where threads cost more than they bring.
 // Counters: tokens_per_s (B·T per step); tape_MB, the tape's memory_bytes() after the backward
 // of a step (everything the tape holds: values, gradients and saved arrays of every node,
-// storage kept for reuse included); kept_MB, what backward must keep (bench/README.md, "How
+// storage kept for reuse included); pack_MB, the tape's packed copies of the recurrent weights
+// (Tape::pack_bytes(), not part of tape_MB); kept_MB, what backward must keep (bench/README.md, "How
 // things are counted"); rss_MB, the peak resident set of the process minus its resident set
 // before the model was built (run one workload per process for this to mean something:
 // --benchmark_filter=^W2/). MB here are MiB.
@@ -81,18 +82,20 @@ void train_workload(benchmark::State& state, std::size_t hidden, std::size_t m, 
   CharModel<Layer> model(hidden);
   Opt opt(model.parameters(), lr);
   const std::vector<int> ids = random_ids(steps * m, 2), targets = random_ids(steps * m, 3);
-  double tape_mb = 0;
+  double tape_mb = 0, pack_mb = 0;
   for (auto _ : state) {
     opt.zero_grad();
     Var<float> loss = model.loss(ids, targets, steps);
     loss.backward();
     tape_mb = double(Tape<float>::current().memory_bytes()) / (1024.0 * 1024.0);
+    pack_mb = double(Tape<float>::current().pack_bytes()) / (1024.0 * 1024.0);
     opt.step();
     clear_tape();
   }
   state.counters["tokens_per_s"] =
       benchmark::Counter(double(steps * m), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tape_MB"] = tape_mb;
+  state.counters["pack_MB"] = pack_mb;
   // Per step and row the cell's kept floats, plus the softmax of the T·m logits rows.
   const double kept_floats = double(steps * m) * double(kept_per_unit<Layer>() * hidden + kVocab);
   state.counters["kept_MB"] = kept_floats * sizeof(float) / (1024.0 * 1024.0);

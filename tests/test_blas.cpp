@@ -24,6 +24,8 @@
 
 namespace {
 
+using xgrad::testing::random_vector;
+
 using xgrad::blas::gemm;
 
 // C (M, N) = alpha·op(A)·op(B) + beta·C with A stored (M, K) or (K, M), B (K, N) or (N, K).
@@ -43,14 +45,6 @@ std::vector<T> naive(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t
       out[i * N + j] = static_cast<T>(static_cast<long double>(alpha) * s + c);
     }
   return out;
-}
-
-template <class T>
-std::vector<T> random_vector(std::size_t n, std::mt19937& gen) {
-  std::uniform_real_distribution<T> u(-1, 1);
-  std::vector<T> v(n);
-  for (T& x : v) x = u(gen);
-  return v;
 }
 
 struct Shape {

@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -51,6 +53,15 @@ inline Outcome run_command(const std::string& command) {
   const int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+// n values drawn uniformly from [-1, 1).
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::mt19937& gen) {
+  std::uniform_real_distribution<T> u(-1, 1);
+  std::vector<T> v(n);
+  for (T& x : v) x = u(gen);
+  return v;
 }
 
 }  // namespace xgrad::testing
