@@ -270,12 +270,13 @@ Var<T> sqrt(const Var<T>& a) {
 namespace {
 
 // C (m, n) = A (m, k)·op(B) + beta·C, op(B) = B (k, n) or, with b_transposed, Bᵀ for B (n, k).
-// With few rows, B a leaf and `tape` recording (or sweeping) the product, it reads B packed once
-// for the tape's generation (Tape::packed): a recurrent weight is read so at every step.
+// With few rows, B a parameter (a leaf that requires a gradient: constants and detached values
+// may change at every step) and `tape` recording (or sweeping) the product, it reads B packed
+// once for the tape's generation (Tape::packed): a recurrent weight is read so at every step.
 template <class T>
 void product_with(Tape<T>* tape, bool b_transposed, std::size_t m, std::size_t n, std::size_t k, const T* A,
                   const Slot<T>& B, T beta, T* C) {
-  if (tape != nullptr && !B.is_node && m >= 2 && m <= Tape<T>::kPackMaxRows && k > 0 && blas::packed_available())
+  if (tape != nullptr && !B.is_node && B.requires_grad && m >= 2 && m <= Tape<T>::kPackMaxRows && k > 0 && blas::packed_available())
     return blas::gemm_packed(m, A, tape->packed(static_cast<const Leaf<T>&>(B), b_transposed), beta, C);
   blas::gemm(false, b_transposed, m, n, k, T(1), A, B.value.data(), beta, C);
 }

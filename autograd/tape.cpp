@@ -543,6 +543,7 @@ std::shared_ptr<Leaf<T>> no_grad_leaf() {
       leaf->has_grad = false;
       leaf->held_generation = 0;
       leaf->held_tape = nullptr;
+      leaf->version = detail::next_leaf_version();  // a new value at the same address
       return leaf;
     }
   }

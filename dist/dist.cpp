@@ -256,7 +256,7 @@ void broadcast_parameters(const std::vector<Var<T>>& params, int root) {
   fused(
       params,
       [&](const Var<T>& p, std::size_t offset, std::size_t count, T* out) {
-        if (is_root) std::copy_n(p.mutable_value().data() + offset, count, out);
+        if (is_root) std::copy_n(p.value().data() + offset, count, out);
       },
       [&](T* buffer, int count) { MPI_Bcast(buffer, count, mpi_type(T()), root, g.comm); },
       [&](const Var<T>& p, std::size_t offset, std::size_t count, const T* in) {

@@ -47,11 +47,11 @@ struct Case {
   std::size_t M, N, K;
 };
 // Rows 1..9 and 16, 32, 33, 130 (whole and partial 4-row blocks); columns below, at and past one
-// panel (24 floats, 12 doubles) and many panels; K = 1 and deep. 32 × 1024 × 256 is W3's step,
-// split over the threads.
+// panel (24 floats, 12 doubles) and many panels; K = 1 and deep. 32 × 1024 × 256 is W3's step
+// and 45 × 50 × 600 a product of few panels and a partial row block, both split over the threads.
 const Case kCases[] = {{1, 1, 1},   {2, 5, 3},    {3, 24, 7},  {4, 25, 16},  {5, 12, 1},  {6, 13, 40},
                        {7, 48, 9},  {8, 49, 33},  {9, 3, 100}, {16, 100, 64}, {33, 70, 129}, {130, 37, 20},
-                       {32, 1024, 256}};
+                       {32, 1024, 256}, {45, 50, 600}};
 const double kBetas[] = {0.0, 1.0, -0.5};
 
 template <class T, class Product>
@@ -93,6 +93,7 @@ TEST(GemmPacked, PortableLoopsMatchNaiveLoop) {
 }
 TEST(GemmPacked, SplitOverThreeThreadsMatchesNaiveLoop) {
   ASSERT_GE(2.0 * 32 * 1024 * 256, blas::kParallelFlops);
+  ASSERT_GE(2.0 * 45 * 50 * 600, blas::kParallelFlops);
   blas::set_num_threads(3);
   check_cases<double>(kernel<double>, 1e-14);
   blas::set_num_threads(0);
@@ -187,6 +188,20 @@ TEST_F(PackedWeights, GradientsThroughPackedProductsMatchFiniteDifferences) {
        random_array({5}, gen)});
   EXPECT_TRUE(r.ok) << r.report();
   EXPECT_GT(r.checked, 100u);
+}
+
+// A constant (or detached) right operand may be new data at every step: it is not packed.
+TEST_F(PackedWeights, ConstantsAreNotPacked) {
+  std::mt19937 gen(4);
+  const auto a = param<double>(random_array({8, 30}, gen));
+  const auto Wv = random_array({40, 30}, gen);
+  const auto W = constant<double>(Wv);
+  Tape<double>::current().release();  // no pack storage kept from earlier tests
+  expect_close(matmul_nt(a, W).value(), expected_nt(a.value(), Wv), "a constant operand");
+  EXPECT_EQ(Tape<double>::current().pack_bytes(), 0u);
+  auto P = param<double>(Wv);  // the same values as a parameter are
+  expect_close(matmul_nt(a, P).value(), expected_nt(a.value(), Wv), "a parameter operand");
+  EXPECT_EQ(Tape<double>::current().pack_bytes() > 0, blas::packed_available());
 }
 
 // The packs are a copy of weights, not of the graph: memory_bytes() leaves them out.
