@@ -276,7 +276,9 @@ namespace {
 template <class T>
 void product_with(Tape<T>* tape, bool b_transposed, std::size_t m, std::size_t n, std::size_t k, const T* A,
                   const Slot<T>& B, T beta, T* C) {
-  if (tape != nullptr && !B.is_node && B.requires_grad && m >= 2 && m <= Tape<T>::kPackMaxRows && k > 0 && blas::packed_available())
+  const bool packed = tape != nullptr && !B.is_node && B.requires_grad && m >= 2 && m <= Tape<T>::kPackMaxRows &&
+                      k > 0 && blas::packed_available();
+  if (packed)
     return blas::gemm_packed(m, A, tape->packed(static_cast<const Leaf<T>&>(B), b_transposed), beta, C);
   blas::gemm(false, b_transposed, m, n, k, T(1), A, B.value.data(), beta, C);
 }

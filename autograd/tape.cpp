@@ -1,7 +1,7 @@
 #include "tape.hpp"
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 
