@@ -60,18 +60,19 @@ struct Slot {
   void fresh_grad();
 };
 
-// A persistent leaf: a parameter (requires_grad) or a constant. Owns its value and gradient
-// and outlives any tape.
 namespace detail {
 // A number no leaf value had before (one counter for the program).
 std::uint64_t next_leaf_version();
 }  // namespace detail
 
+// A persistent leaf: a parameter (requires_grad) or a constant. Owns its value and gradient
+// and outlives any tape.
 template <class T>
 struct Leaf : Slot<T> {
   std::uint64_t held_generation = 0;  // the tape generation that last took a reference
   const void* held_tape = nullptr;
-  // Renewed at every change of the value through the API (Var::set_value, Var::mutable_value):
+  // Renewed at every change of the value through the API (Var::set_value, Var::mutable_value,
+  // a no-grad output leaf taken again for a new value):
   // one number per content over the program's life, so a copy made from the value (a tape's
   // packed weight) knows whether it still holds it.
   std::uint64_t version = detail::next_leaf_version();
@@ -170,7 +171,7 @@ class Tape {
   // memory_bytes(): like a BLAS's packing buffers it copies weights, not the graph (pack_bytes()).
   const blas::Packed<T>& packed(const Leaf<T>& w, bool trans_b);
   std::size_t pack_bytes() const;
-  // Products with at most this many rows read a packed leaf weight (ops' products); more rows
+  // Products with at most this many rows read a packed parameter (ops' products); more rows
   // amortise a GEMM's own packing.
   static constexpr std::size_t kPackMaxRows = 128;
   // A product with at least this many rows runs near the GEMM peak: its weight gradient is not batched.
