@@ -2,9 +2,10 @@
 // M, N, K are the sizes of op(A) (M, K), op(B) (K, N) and C (M, N); A, B and C are dense
 // (leading dimensions K or M, N or K, and N). beta = 0 never reads C (NaN in C is overwritten).
 //
-// Products of a vector (M = 1 or N = 1) run as GEMV and outer products (K = 1) as GER:
-// OpenBLAS's GEMM at M = 1 reaches a fraction of GEMV's rate, and the results are the same
-// sums in the same order up to rounding.
+// Products of a vector (M = 1 or N = 1) run in the library's own AVX2/FMA kernels where the CPU
+// has them (at a recurrent cell's sizes, ~100, OpenBLAS's GEMV spends as long on a call as on
+// its sums), else as OpenBLAS's GEMV; outer products (K = 1) as GER. OpenBLAS's GEMM at M = 1
+// reaches a fraction of GEMV's rate. The results are the same sums up to rounding.
 //
 // Threads: the user sets an upper bound (set_num_threads, or OPENBLAS_NUM_THREADS before the
 // program starts; otherwise one per core). OpenBLAS itself runs on 1 thread; a product of at
@@ -52,5 +53,11 @@ int threads_for(double flops);
 // otherwise "" (OpenBLAS's own choice stands).
 const char* openblas_core();
 const char* openblas_core_for_cpu();
+
+namespace detail {
+// Vector products through the library's kernels (on: the default, where the CPU has AVX2 and
+// FMA) or OpenBLAS's GEMV (off), for the tests of both.
+void use_own_vector_kernels(bool on);
+}  // namespace detail
 
 }  // namespace xgrad::blas

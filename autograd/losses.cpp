@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "ops_detail.hpp"
 #include "parallel.hpp"
 #include "record.hpp"
+#include "vmath.hpp"
 
 namespace xgrad {
 
@@ -74,17 +76,24 @@ Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets,
       if (!(ignore && targets[i] == *ignore)) {
         const T mx = *std::max_element(row, row + C);
         T s = 0;
-        double shifted_sum = 0;  // Σ_c (x_c − max)
-        for (std::size_t c = 0; c < C; ++c) {
-          prow[c] = std::exp(row[c] - mx);
-          s += prow[c];
-          shifted_sum += static_cast<double>(row[c] - mx);
+        bool done = false;
+        if constexpr (std::is_same_v<T, float>) {
+          if (vmath::available()) {  // 8 exponentials at a time
+            s = vmath::exp_sum(row, mx, prow, C);
+            done = true;
+          }
         }
+        if (!done)
+          for (std::size_t c = 0; c < C; ++c) s += (prow[c] = std::exp(row[c] - mx));
         const T inv = T(1) / s;
         for (std::size_t c = 0; c < C; ++c) prow[c] *= inv;
         const double log_s = static_cast<double>(std::log(s));
         loss = log_s - static_cast<double>(row[targets[i]] - mx);
-        if (eps > 0) loss = (1 - eps) * loss + eps * (log_s - shifted_sum / static_cast<double>(C));
+        if (eps > 0) {
+          double shifted_sum = 0;  // Σ_c (x_c − max)
+          for (std::size_t c = 0; c < C; ++c) shifted_sum += static_cast<double>(row[c] - mx);
+          loss = (1 - eps) * loss + eps * (log_s - shifted_sum / static_cast<double>(C));
+        }
       }
       losses[i] = loss;
     }

@@ -16,6 +16,7 @@
 #include "blas.hpp"
 #include "ops_detail.hpp"
 #include "record.hpp"
+#include "vmath.hpp"
 
 namespace xgrad {
 
@@ -193,11 +194,25 @@ Var<T> rdiv(T s, const Var<T>& a) {
 
 // ---------------------------------------------------------------- elementwise functions
 
+namespace {
+// y = g(a) as map_expr evaluates it; in float, where the CPU runs them, by the vmath kernel f.
+template <class T, class G>
+void map_vmath(Array<T>& y, const Array<T>& a, void (*f)(const float*, float*, std::size_t), G g) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (vmath::available())
+      return detail::over_blocks_of(y, a, [f](const float* pa, float* py, std::size_t begin, std::size_t end) {
+        f(pa + begin, py + begin, end - begin);
+      });
+  }
+  detail::map_expr(y, a, g);
+}
+}  // namespace
+
 // y = tanh(a); da = (1 - y²) ∘ g
 template <class T>
 Var<T> tanh(const Var<T>& a) {
   OpRecord<T> r("tanh", {&a});
-  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return xt::tanh(x); });
+  map_vmath(r.output(a.shape()), a.value(), vmath::tanh, [](const auto& x) { return xt::tanh(x); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -209,7 +224,7 @@ Var<T> tanh(const Var<T>& a) {
 template <class T>
 Var<T> sigmoid(const Var<T>& a) {
   OpRecord<T> r("sigmoid", {&a});
-  detail::map_expr(r.output(a.shape()), a.value(), [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+  map_vmath(r.output(a.shape()), a.value(), vmath::sigmoid, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -465,26 +480,24 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
     Slot<T>& B = nd.in(1);
     const std::size_t out = W.value.shape()[0], in = W.value.shape()[1];
     const T* g = nd.grad.data();
-    if (W.requires_grad) {
-      T* dw = grad_ref(W).data();
-      if (onehot_by_rows(ids.size(), in)) {
-        // The same sums in the same order as below, on dwᵀ's contiguous rows.
-        T* dwt = onehot_scratch<T>(in * out);
-        transpose_into(dw, out, in, dwt);
-        for (std::size_t i = 0; i < ids.size(); ++i) add_into(dwt + static_cast<std::size_t>(ids[i]) * out, g + i * out, out);
-        transpose_into(dwt, in, out, dw);
-      } else {
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-          T* col = dw + static_cast<std::size_t>(ids[i]);
-          const T* gi = g + i * out;
-          for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
-        }
+    // One pass over g for both gradients (g is (ids, out): 8 MB in W3, read once, not twice).
+    T* dw = W.requires_grad ? grad_ref(W).data() : nullptr;
+    T* db = B.requires_grad ? grad_ref(B).data() : nullptr;
+    // By rows: the same sums in the same order as by columns, on dwᵀ's contiguous rows.
+    T* dwt = dw && onehot_by_rows(ids.size(), in) ? onehot_scratch<T>(in * out) : nullptr;
+    if (dwt) transpose_into(dw, out, in, dwt);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const T* gi = g + i * out;
+      const std::size_t id = static_cast<std::size_t>(ids[i]);
+      if (dwt) {
+        add_into(dwt + id * out, gi, out);
+      } else if (dw) {
+        T* col = dw + id;
+        for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
       }
+      if (db) add_into(db, gi, out);
     }
-    if (B.requires_grad) {
-      T* db = grad_ref(B).data();
-      for (std::size_t i = 0; i < ids.size(); ++i) add_into(db, g + i * out, out);
-    }
+    if (dwt) transpose_into(dwt, in, out, dw);
   }, detail::kReadsNothing);
 }
 
@@ -586,8 +599,21 @@ Var<T> softmax_op(const char* op, const Var<T>& a, long axis, bool log, Backward
   T* y = r.output(a.shape()).data();
   for_each_lane(a.shape(), ax, [x, y, log](std::size_t base, auto st, std::size_t len) {
     T m = x[base];
-    for (std::size_t j = 1, k = base + st; j < len; ++j, k += st) m = std::max(m, x[k]);
+    // (std::max(m, x[k]) would be the same; GCC kept m in memory through its reference, a stall a step)
+    for (std::size_t j = 1, k = base + st; j < len; ++j, k += st) m = x[k] > m ? x[k] : m;
     T total = 0;
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<decltype(st), std::integral_constant<std::size_t, 1>>) {
+      if (vmath::available()) {  // a lane along the last axis, contiguous: 8 exponentials at a time
+        total = vmath::exp_sum(x + base, m, y + base, len);
+        if (log) {
+          const T lse = std::log(total);
+          for (std::size_t k = base; k < base + len; ++k) y[k] = (x[k] - m) - lse;
+        } else {
+          for (std::size_t k = base; k < base + len; ++k) y[k] /= total;
+        }
+        return;
+      }
+    }
     if (log) {
       for (std::size_t j = 0, k = base; j < len; ++j, k += st) total += std::exp(y[k] = x[k] - m);
       const T lse = std::log(total);

@@ -1,44 +1,15 @@
 #include "packed.hpp"
 
-#include <immintrin.h>
-
 #include <algorithm>
 
 #include "blas.hpp"
 #include "parallel.hpp"
-
-// The kernel is compiled for AVX2 and FMA by attribute, function by function, and only called
-// where the CPU has both (packed_available()); the rest of the library stays baseline x86-64.
-#define XGRAD_AVX2 __attribute__((target("avx2,fma")))
+#include "simd.hpp"
 
 namespace xgrad::blas {
 namespace {
 
-// One register of T and what the kernel does with it.
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using R = __m256;
-  static constexpr std::size_t kWidth = 8;
-  XGRAD_AVX2 static R zero() { return _mm256_setzero_ps(); }
-  XGRAD_AVX2 static R load(const float* p) { return _mm256_loadu_ps(p); }
-  XGRAD_AVX2 static R broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  XGRAD_AVX2 static R set1(float x) { return _mm256_set1_ps(x); }
-  XGRAD_AVX2 static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-};
-template <>
-struct Vec<double> {
-  using R = __m256d;
-  static constexpr std::size_t kWidth = 4;
-  XGRAD_AVX2 static R zero() { return _mm256_setzero_pd(); }
-  XGRAD_AVX2 static R load(const double* p) { return _mm256_loadu_pd(p); }
-  XGRAD_AVX2 static R broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-  XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-  XGRAD_AVX2 static R set1(double x) { return _mm256_set1_pd(x); }
-  XGRAD_AVX2 static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
-};
+using simd::Vec;
 
 // The register block: kRows rows of A by kVecs registers of B's panel. 4 × 3 takes 12
 // accumulators, 3 registers of B and one broadcast: 16 of the 16 AVX2 registers. Each k reads
@@ -174,13 +145,7 @@ void Packed<T>::pack(bool trans_b, std::size_t N, std::size_t K, const T* B) {
   }
 }
 
-bool packed_available() {
-  static const bool available = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return available;
-}
+bool packed_available() { return simd::avx2(); }
 
 void gemm_packed(std::size_t M, const float* A, const Packed<float>& B, float beta, float* C) {
   product(M, A, B, beta, C, packed_available());

@@ -56,7 +56,11 @@ struct Shape {
 // (40×150×260: few rows, deep K), neither a whole number of strips.
 const Shape kShapes[] = {{1, 1, 1},  {1, 7, 5},   {1, 65, 100}, {9, 1, 6},   {100, 1, 100}, {1, 1, 33},
                          {8, 5, 1},  {100, 65, 1}, {1, 9, 1},    {7, 1, 1},   {4, 6, 0},     {1, 5, 0},
-                         {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}, {40, 150, 260}};
+                         {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}, {40, 150, 260},
+                         // the vector kernels' remainders: rows by 8, 4 and 1, columns by 8
+                         // registers and a partial last one, k past the last whole register;
+                         // large enough to be split over threads (1×2500×300, 2100×1×300)
+                         {1, 200, 37}, {1, 12, 3},   {77, 1, 9},    {1, 2500, 300}, {2100, 1, 300}};
 const std::pair<double, double> kScalars[] = {{1, 0}, {1, 1}, {0.5, -2}, {-1.5, 0.25}, {0, 1}};
 
 template <class T>
@@ -82,6 +86,32 @@ void check_all_paths(T tolerance) {
 
 TEST(Gemm, FloatMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<float>(2e-6f); }
 TEST(Gemm, DoubleMatchesNaiveLoopOnEveryPathAndTranspose) { check_all_paths<double>(1e-14); }
+
+// The same with the vector products through OpenBLAS's GEMV, as on a CPU without AVX2.
+TEST(Gemm, OpenblasVectorPathsMatchNaiveLoop) {
+  xgrad::blas::detail::use_own_vector_kernels(false);
+  check_all_paths<float>(2e-6f);
+  check_all_paths<double>(1e-14);
+  xgrad::blas::detail::use_own_vector_kernels(true);
+}
+
+// A vector product's every element is one sum in a fixed order: the same bits on 1 thread and
+// split over 3, in both orientations.
+TEST(Gemm, VectorProductsAreTheSameBitsWhateverTheThreads) {
+  std::mt19937 gen(13);
+  const std::size_t N = 2500, K = 300;
+  ASSERT_GE(2.0 * N * K, xgrad::blas::kParallelFlops);
+  const auto A = random_vector<float>(N * K, gen), x = random_vector<float>(K, gen);
+  for (const bool trans_b : {false, true}) {
+    std::vector<float> one(N), three(N);
+    xgrad::blas::set_num_threads(1);
+    gemm(false, trans_b, 1, N, K, 1.f, x.data(), A.data(), 0.f, one.data());
+    xgrad::blas::set_num_threads(3);
+    gemm(false, trans_b, 1, N, K, 1.f, x.data(), A.data(), 0.f, three.data());
+    xgrad::blas::set_num_threads(0);
+    for (std::size_t j = 0; j < N; ++j) ASSERT_EQ(one[j], three[j]) << "trans_b=" << trans_b << " element " << j;
+  }
+}
 
 // The split products at more strips than cores (3 threads), where the last strip is a partial one.
 TEST(Gemm, SplitOverThreeThreadsMatchesNaiveLoop) {

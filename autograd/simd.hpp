@@ -1,0 +1,77 @@
+// AVX2 and FMA registers for the library's own kernels (packed products, vector products, exp).
+// Included by the library's .cpp files only. Each kernel function is compiled for AVX2 and FMA
+// by attribute (XGRAD_AVX2) and called only where the CPU has both (simd::avx2()); the rest of
+// the library stays baseline x86-64.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+#define XGRAD_AVX2 __attribute__((target("avx2,fma")))
+
+namespace xgrad::simd {
+
+// The CPU has AVX2 and FMA.
+inline bool avx2() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return available;
+}
+
+// One register of T and what the kernels do with it. mask(r): the lanes below r (0 <= r <= kWidth).
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using R = __m256;
+  using M = __m256i;
+  static constexpr std::size_t kWidth = 8;
+  XGRAD_AVX2 static R zero() { return _mm256_setzero_ps(); }
+  XGRAD_AVX2 static R load(const float* p) { return _mm256_loadu_ps(p); }
+  XGRAD_AVX2 static R broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  XGRAD_AVX2 static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  XGRAD_AVX2 static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  XGRAD_AVX2 static R set1(float x) { return _mm256_set1_ps(x); }
+  XGRAD_AVX2 static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  XGRAD_AVX2 static M mask(std::size_t r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  XGRAD_AVX2 static R load(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  XGRAD_AVX2 static void store(float* p, M m, R v) { _mm256_maskstore_ps(p, m, v); }
+  // The lanes' sum, as ((0+4) + (2+6)) + ((1+5) + (3+7)).
+  XGRAD_AVX2 static float sum(R v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+  }
+};
+template <>
+struct Vec<double> {
+  using R = __m256d;
+  using M = __m256i;
+  static constexpr std::size_t kWidth = 4;
+  XGRAD_AVX2 static R zero() { return _mm256_setzero_pd(); }
+  XGRAD_AVX2 static R load(const double* p) { return _mm256_loadu_pd(p); }
+  XGRAD_AVX2 static R broadcast(const double* p) { return _mm256_broadcast_sd(p); }
+  XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  XGRAD_AVX2 static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  XGRAD_AVX2 static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  XGRAD_AVX2 static R set1(double x) { return _mm256_set1_pd(x); }
+  XGRAD_AVX2 static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  XGRAD_AVX2 static M mask(std::size_t r) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  XGRAD_AVX2 static R load(const double* p, M m) { return _mm256_maskload_pd(p, m); }
+  XGRAD_AVX2 static void store(double* p, M m, R v) { _mm256_maskstore_pd(p, m, v); }
+  // The lanes' sum, as (0+2) + (1+3).
+  XGRAD_AVX2 static double sum(R v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+
+}  // namespace xgrad::simd
