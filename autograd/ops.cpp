@@ -426,6 +426,8 @@ void transpose_into(const T* a, std::size_t r, std::size_t c, T* out) {
 // `in` apart, one cache line each. With at least as many ids as columns it pays to transpose
 // the weight (and its gradient) once and work on contiguous rows.
 bool onehot_by_rows(std::size_t ids, std::size_t in) { return ids >= in; }
+// Otherwise the rows of w (and of its gradient) are read in tiles of this many.
+constexpr std::size_t kOnehotTile = 16;
 
 // The thread's buffer for a transposed weight, grown as needed and kept for the next step.
 template <class T>
@@ -467,10 +469,20 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
       for (std::size_t o = 0; o < out; ++o) row[o] = src[o] + pb[o];
     }
   } else {
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      T* row = y.data() + i * out;
-      const T* col = pw + static_cast<std::size_t>(ids[i]);
-      for (std::size_t o = 0; o < out; ++o) row[o] = col[o * in] + pb[o];
+    // 16 rows of w at a time (4 kB at in = 65, in cache while every id reads one value of
+    // each), each id writing 16 consecutive values of its row of y (one line). A whole column
+    // of w per id (as before) touched a line per value; one row of w at a time (tried) writes
+    // y's rows 4·out bytes apart, which at out = 1024 all fall in one set of the L1 cache:
+    // perf of W3, the backward's share of the step 6.1% by columns, 15.8% by rows, 5.2% tiled.
+    const std::size_t n = ids.size();
+    T* py = y.data();
+    for (std::size_t o0 = 0; o0 < out; o0 += kOnehotTile) {
+      const std::size_t o1 = std::min(out, o0 + kOnehotTile);
+      for (std::size_t i = 0; i < n; ++i) {
+        T* yi = py + i * out;
+        const std::size_t id = static_cast<std::size_t>(ids[i]);
+        for (std::size_t o = o0; o < o1; ++o) yi[o] = pw[o * in + id] + pb[o];
+      }
     }
   }
   if (r.needs_backward()) r.node()->saved_ids = ids;
@@ -480,24 +492,34 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
     Slot<T>& B = nd.in(1);
     const std::size_t out = W.value.shape()[0], in = W.value.shape()[1];
     const T* g = nd.grad.data();
-    // One pass over g for both gradients (g is (ids, out): 8 MB in W3, read once, not twice).
+    // One pass over g (ids, out) for both gradients. Each element of dw and db is the same sum
+    // in the same order (i = 0, 1, ...) on either path.
     T* dw = W.requires_grad ? grad_ref(W).data() : nullptr;
     T* db = B.requires_grad ? grad_ref(B).data() : nullptr;
-    // By rows: the same sums in the same order as by columns, on dwᵀ's contiguous rows.
-    T* dwt = dw && onehot_by_rows(ids.size(), in) ? onehot_scratch<T>(in * out) : nullptr;
-    if (dwt) transpose_into(dw, out, in, dwt);
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      const T* gi = g + i * out;
-      const std::size_t id = static_cast<std::size_t>(ids[i]);
-      if (dwt) {
-        add_into(dwt + id * out, gi, out);
-      } else if (dw) {
-        T* col = dw + id;
-        for (std::size_t o = 0; o < out; ++o) col[o * in] += gi[o];
+    const std::size_t n = ids.size();
+    if (dw && onehot_by_rows(n, in)) {  // on dwᵀ's contiguous rows
+      T* dwt = onehot_scratch<T>(in * out);
+      transpose_into(dw, out, in, dwt);
+      for (std::size_t i = 0; i < n; ++i) {
+        add_into(dwt + static_cast<std::size_t>(ids[i]) * out, g + i * out, out);
+        if (db) add_into(db, g + i * out, out);
       }
-      if (db) add_into(db, gi, out);
+      transpose_into(dwt, in, out, dw);
+    } else {
+      // 16 rows of dw at a time, as the forward reads w.
+      for (std::size_t o0 = 0; o0 < out; o0 += kOnehotTile) {
+        const std::size_t o1 = std::min(out, o0 + kOnehotTile);
+        for (std::size_t i = 0; i < n; ++i) {
+          const T* gi = g + i * out;
+          if (dw) {
+            const std::size_t id = static_cast<std::size_t>(ids[i]);
+            for (std::size_t o = o0; o < o1; ++o) dw[o * in + id] += gi[o];
+          }
+          if (db)
+            for (std::size_t o = o0; o < o1; ++o) db[o] += gi[o];
+        }
+      }
     }
-    if (dwt) transpose_into(dwt, in, out, dw);
   }, detail::kReadsNothing);
 }
 
