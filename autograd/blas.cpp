@@ -97,10 +97,11 @@ struct Cblas<double> {
 };
 
 // ---- Products with a vector, the library's own (AVX2 and FMA) ----
-// OpenBLAS's GEMV costs about 0.5 µs a call at (100, 100) on this library's target CPUs, twice
-// the sums themselves; a sampling step (W5) makes two. Each element of y is one sum in a fixed
-// order whatever the thread count: kWidth lanes over k, the last register of a row masked, then
-// the lanes added.
+// At a recurrent cell's sizes a GEMV call's own cost rivals its sums: (100, 100) took OpenBLAS
+// 700–940 ns against 660–690 here, the (65, 100) output layer 530–605 against 355–405 (one core
+// of an AMD EPYC, alternated); a sampling step (W5) makes two. Each element of y is one sum in a
+// fixed order whatever the thread count: kWidth lanes over k, the last register of a row masked,
+// then the lanes added.
 
 std::atomic<bool> g_own_vectors{true};  // detail::use_own_vector_kernels
 
@@ -180,31 +181,36 @@ void vector_rows(std::size_t N, std::size_t K, T alpha, const T* A, const T* x, 
   parallel::parallel_for(blocks, 1, run);
 }
 
+// A (K, N) read by columns: the library's kernel while A is at most kOwnColsElements (it loses to
+// OpenBLAS's GEMV on larger ones: 1×100×100 472–684 against 574–756 ns, 1×256×1024 24.2 against
+// 21.1–21.8 µs).
+constexpr std::size_t kOwnColsElements = 65536;
 // y (N) = alpha·Aᵀ·x + beta·y, A (K, N) row-major.
 template <class T>
 void vector_cols(std::size_t N, std::size_t K, T alpha, const T* A, const T* x, T beta, T* y) {
+  // One column is a contiguous vector: a dot product, not a chain of one-lane FMAs.
+  if (N == 1) return vector_rows(std::size_t(1), K, alpha, A, x, beta, y);
   using Block = void (*)(std::size_t, const T*, std::size_t, const T*, T, T, T*, std::size_t);
   static constexpr Block kBlocks[kAxpyRegs] = {axpy_cols<T, 1>, axpy_cols<T, 2>, axpy_cols<T, 3>, axpy_cols<T, 4>,
                                                axpy_cols<T, 5>, axpy_cols<T, 6>, axpy_cols<T, 7>, axpy_cols<T, 8>};
   constexpr std::size_t w = simd::Vec<T>::kWidth, width = kAxpyRegs * w;
-  auto run = [&](std::size_t begin, std::size_t end) {
-    for (std::size_t b = begin; b < end; ++b) {
-      const std::size_t j0 = b * width, cols = std::min(width, N - j0);
-      kBlocks[(cols + w - 1) / w - 1](K, A + j0, N, x, alpha, beta, y + j0, cols);
-    }
-  };
-  const std::size_t blocks = (N + width - 1) / width;
-  if (threads_for(2.0 * double(N) * double(K)) == 1) return run(0, blocks);
-  parallel::parallel_for(blocks, 1, run);
+  // On one thread: it takes A of at most kOwnColsElements, below kParallelFlops.
+  for (std::size_t j0 = 0; j0 < N; j0 += width) {
+    const std::size_t cols = std::min(width, N - j0);
+    kBlocks[(cols + w - 1) / w - 1](K, A + j0, N, x, alpha, beta, y + j0, cols);
+  }
 }
 
 bool own_vectors() { return simd::avx2() && g_own_vectors.load(std::memory_order_relaxed); }
+
+bool own_cols(std::size_t N, std::size_t K) { return own_vectors() && N * K <= kOwnColsElements; }
 
 template <class T>
 void product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A,
              const T* B, T beta, T* C) {
   if (M == 0 || N == 0) return;
-  if (K == 0) return scale(M * N, beta, C);
+  // alpha = 0: C = beta·C, A and B not read (an inf or NaN in them does not reach C), on every path.
+  if (K == 0 || alpha == T(0)) return scale(M * N, beta, C);
   single_threaded_openblas();
   const auto m = static_cast<blasint>(M), n = static_cast<blasint>(N), k = static_cast<blasint>(K);
   // A vector operand of length K is contiguous whichever way it is transposed: op(A) (1, K) is
@@ -212,7 +218,8 @@ void product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size
   // beta = 0 zero-fills first so that C is never read, as GEMM guarantees.
   if (M == 1) {
     // cᵀ = op(B)ᵀ·a: B stored (K, N) is read transposed, B stored (N, K) as it is.
-    if (own_vectors()) return trans_b ? vector_rows(N, K, alpha, B, A, beta, C) : vector_cols(N, K, alpha, B, A, beta, C);
+    if (trans_b ? own_vectors() : own_cols(N, K))
+      return trans_b ? vector_rows(N, K, alpha, B, A, beta, C) : vector_cols(N, K, alpha, B, A, beta, C);
     if (beta == T(0)) scale(N, beta, C);
     if (trans_b)
       Cblas<T>::gemv(CblasRowMajor, CblasNoTrans, n, k, alpha, B, k, A, 1, beta, C, 1);
@@ -222,7 +229,8 @@ void product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size
   }
   if (N == 1) {
     // c = op(A)·b: A stored (M, K) as it is, A stored (K, M) transposed.
-    if (own_vectors()) return trans_a ? vector_cols(M, K, alpha, A, B, beta, C) : vector_rows(M, K, alpha, A, B, beta, C);
+    if (trans_a ? own_cols(M, K) : own_vectors())
+      return trans_a ? vector_cols(M, K, alpha, A, B, beta, C) : vector_rows(M, K, alpha, A, B, beta, C);
     if (beta == T(0)) scale(M, beta, C);
     if (trans_a)
       Cblas<T>::gemv(CblasRowMajor, CblasTrans, k, m, alpha, A, m, B, 1, beta, C, 1);

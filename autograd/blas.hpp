@@ -4,7 +4,9 @@
 //
 // Products of a vector (M = 1 or N = 1) run in the library's own AVX2/FMA kernels where the CPU
 // has them (at a recurrent cell's sizes, ~100, OpenBLAS's GEMV spends as long on a call as on
-// its sums), else as OpenBLAS's GEMV; outer products (K = 1) as GER. OpenBLAS's GEMM at M = 1
+// its sums; a matrix read by columns of more than 65,536 elements, where OpenBLAS is faster,
+// excepted), else as OpenBLAS's GEMV; outer products (K = 1) as GER. alpha = 0 reads neither
+// operand (C = beta·C). OpenBLAS's GEMM at M = 1
 // reaches a fraction of GEMV's rate. The results are the same sums up to rounding.
 //
 // Threads: the user sets an upper bound (set_num_threads, or OPENBLAS_NUM_THREADS before the

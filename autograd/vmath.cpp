@@ -106,7 +106,7 @@ XGRAD_AVX2 float exp_sum8(const float* x, float shift, float* y, std::size_t n) 
 }
 
 // The same functions one element at a time, for CPUs without AVX2 (the ops do not call these:
-// they keep their own loops there; the kernels' tests do, whatever the CPU).
+// they keep their own loops there; on such a CPU tests/test_vmath.cpp runs these).
 float sigmoid1(float x) {
   const float e = std::exp(-std::fabs(x)), d = 1.f / (1.f + e);
   return x >= 0.f ? d : e * d;

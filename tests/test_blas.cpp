@@ -95,8 +95,21 @@ TEST(Gemm, OpenblasVectorPathsMatchNaiveLoop) {
   xgrad::blas::detail::use_own_vector_kernels(true);
 }
 
+// alpha = 0 reads neither operand: an inf in A leaves C = beta·C on every path (vector or not).
+TEST(Gemm, AlphaZeroIgnoresTheOperands) {
+  for (const std::size_t M : {std::size_t(1), std::size_t(2)})
+    for (const bool own : {true, false}) {
+      xgrad::blas::detail::use_own_vector_kernels(own);
+      std::vector<double> A(M * 3, 1.0), B{1.0, 2.0, 3.0}, C(M, 5.0);
+      A[0] = std::numeric_limits<double>::infinity();
+      gemm(false, false, M, 1, 3, 0.0, A.data(), B.data(), 0.5, C.data());
+      for (std::size_t i = 0; i < M; ++i) EXPECT_EQ(C[i], 2.5) << "M=" << M << " own kernels " << own;
+    }
+  xgrad::blas::detail::use_own_vector_kernels(true);
+}
+
 // A vector product's every element is one sum in a fixed order: the same bits on 1 thread and
-// split over 3, in both orientations.
+// split over 3 (by rows of A; a (K, N) A this large goes to OpenBLAS's GEMV, on one thread).
 TEST(Gemm, VectorProductsAreTheSameBitsWhateverTheThreads) {
   std::mt19937 gen(13);
   const std::size_t N = 2500, K = 300;
