@@ -624,16 +624,20 @@ Var<T> softmax_op(const char* op, const Var<T>& a, long axis, bool log, Backward
     // (std::max(m, x[k]) would be the same; GCC kept m in memory through its reference, a stall a step)
     for (std::size_t j = 1, k = base + st; j < len; ++j, k += st) m = x[k] > m ? x[k] : m;
     T total = 0;
-    if constexpr (std::is_same_v<T, float> && std::is_same_v<decltype(st), std::integral_constant<std::size_t, 1>>) {
-      if (vmath::available()) {  // a lane along the last axis, contiguous: 8 exponentials at a time
-        total = vmath::exp_sum(x + base, m, y + base, len);
-        if (log) {
-          const T lse = std::log(total);
-          for (std::size_t k = base; k < base + len; ++k) y[k] = (x[k] - m) - lse;
-        } else {
-          for (std::size_t k = base; k < base + len; ++k) y[k] /= total;
+    // Two nested conditions, not one: clang checks a non-dependent call in a generic lambda
+    // unless a condition that is false once T is known discards it.
+    if constexpr (std::is_same_v<T, float>) {
+      if constexpr (std::is_same_v<decltype(st), std::integral_constant<std::size_t, 1>>) {
+        if (vmath::available()) {  // a lane along the last axis, contiguous: 8 exponentials at a time
+          total = vmath::exp_sum(x + base, m, y + base, len);
+          if (log) {
+            const T lse = std::log(total);
+            for (std::size_t k = base; k < base + len; ++k) y[k] = (x[k] - m) - lse;
+          } else {
+            for (std::size_t k = base; k < base + len; ++k) y[k] /= total;
+          }
+          return;
         }
-        return;
       }
     }
     if (log) {
