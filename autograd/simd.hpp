@@ -34,7 +34,6 @@ struct Vec<float> {
   XGRAD_AVX2 static R broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   XGRAD_AVX2 static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  XGRAD_AVX2 static R add(R a, R b) { return _mm256_add_ps(a, b); }
   XGRAD_AVX2 static R set1(float x) { return _mm256_set1_ps(x); }
   XGRAD_AVX2 static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
   XGRAD_AVX2 static M mask(std::size_t r) {
@@ -59,7 +58,6 @@ struct Vec<double> {
   XGRAD_AVX2 static R broadcast(const double* p) { return _mm256_broadcast_sd(p); }
   XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   XGRAD_AVX2 static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
-  XGRAD_AVX2 static R add(R a, R b) { return _mm256_add_pd(a, b); }
   XGRAD_AVX2 static R set1(double x) { return _mm256_set1_pd(x); }
   XGRAD_AVX2 static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
   XGRAD_AVX2 static M mask(std::size_t r) {
