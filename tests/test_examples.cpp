@@ -358,6 +358,27 @@ TEST_F(Examples, CheckpointOfAnotherCellOrModelIsRefused) {
   EXPECT_NE(r.err.find("alphabet"), std::string::npos) << r.err;
 }
 
+// --checkpoint makes its directory, as --out does; a path no save could write is refused before
+// the first step, not at the first save.
+TEST_F(Examples, CheckpointPathIsPreparedOrRefusedBeforeTraining) {
+  write_file(path("text.txt"), tiny_text());
+  const std::string args = "--data " + path("text.txt") + " " + kTinyLm + " --checkpoint ";
+  const Outcome made = run("char_lm", "--steps 2 " + args + path("new/deeper") + "/lm.ckpt");
+  ASSERT_EQ(made.status, 0) << made.all();
+  EXPECT_TRUE(fs::is_regular_file(path("new/deeper") + "/lm.ckpt"));
+  write_file(path("plain"), "a file, not a directory");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {path("plain") + "/lm.ckpt", "cannot create directory '" + path("plain") + "'"},
+      {path("new"), "it is a directory"},
+  };
+  for (const auto& [where, message] : cases) {
+    const Outcome r = run("char_lm", "--steps 400 " + args + where);
+    EXPECT_EQ(r.status, 1) << where << "\n" << r.all();
+    EXPECT_NE(r.err.find("--checkpoint '" + where + "' cannot be written: " + message), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("step"), std::string::npos) << "trained before refusing:\n" << r.out;
+  }
+}
+
 TEST_F(Examples, HelpListsTheContractOptions) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> programs = {
       {"char_lm", {"--data", "--cell", "--hidden", "--layers", "--embed", "--batch", "--seq-len", "--steps", "--lr",

@@ -1,8 +1,14 @@
 #include "common/training.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <ostream>
+#include <system_error>
 
 #include <xgrad/autograd/errors.hpp>
 #include <xgrad/layers/module.hpp>
@@ -20,6 +26,22 @@ const V& typed(const CheckpointExtra& extra, const std::string& key, const std::
   const V* v = std::get_if<V>(&it->second);
   if (v == nullptr) throw CheckpointError("checkpoint '" + path + "': value '" + key + "' is not " + type);
   return *v;
+}
+
+// Makes --checkpoint PATH's directory (as --out makes its own) and refuses a PATH no save could
+// write (its directory not makeable or not writable, PATH itself a directory) before anything is
+// trained, rather than at the first save, steps later.
+void prepare_checkpoint_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  auto refuse = [&](const std::string& why) {
+    throw CheckpointError("--checkpoint '" + path + "' cannot be written: " + why + " (nothing was trained)");
+  };
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) refuse("cannot create directory '" + dir.string() + "': " + ec.message());
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) refuse("directory '" + dir.string() + "': " + std::strerror(errno));
+  if (fs::is_directory(path, ec)) refuse("it is a directory");
 }
 
 // An option's value as the checkpoint keeps it, and as a message or Cli::set spells it.
@@ -84,6 +106,7 @@ template Array<double> extra_array(const CheckpointExtra&, const std::string&, c
 Training::Training(Cli& cli, std::string program, KeptOptions kept)
     : cli_(cli), program_(std::move(program)), resume_path_(cli.get_string("resume")), kept_(std::move(kept)) {
   nn::manual_seed(seed());
+  if (cli.has("checkpoint") && !cli.get_string("checkpoint").empty()) prepare_checkpoint_path(cli.get_string("checkpoint"));
   if (resume_path_.empty()) return;
   const std::string& path = resume_path_;
   resumed_ = load_extra(path);
