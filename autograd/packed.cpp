@@ -1,6 +1,11 @@
 #include "packed.hpp"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "blas.hpp"
 #include "parallel.hpp"
@@ -77,6 +82,30 @@ const T* pack_rows(std::size_t M, std::size_t K, const T* A) {
   T* out = buffer.data();
   for (std::size_t i0 = 0; i0 < M; i0 += kRows, out += kRows * K) {
     const std::size_t rows = std::min(kRows, M - i0);
+#if defined(__SSE__)
+    if constexpr (std::is_same_v<T, float> && kRows == 4) {
+      if (rows == kRows) {  // 4 values of each row at a time, turned into 4 groups of 4 (a 4×4 transpose)
+        const float *r0 = A + i0 * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+        std::size_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+          __m128 x0 = _mm_loadu_ps(r0 + k), x1 = _mm_loadu_ps(r1 + k), x2 = _mm_loadu_ps(r2 + k),
+                 x3 = _mm_loadu_ps(r3 + k);
+          _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+          _mm_storeu_ps(out + k * 4, x0);
+          _mm_storeu_ps(out + k * 4 + 4, x1);
+          _mm_storeu_ps(out + k * 4 + 8, x2);
+          _mm_storeu_ps(out + k * 4 + 12, x3);
+        }
+        for (; k < K; ++k) {
+          out[k * 4] = r0[k];
+          out[k * 4 + 1] = r1[k];
+          out[k * 4 + 2] = r2[k];
+          out[k * 4 + 3] = r3[k];
+        }
+        continue;
+      }
+    }
+#endif
     for (std::size_t r = 0; r < rows; ++r) {
       const T* row = A + (i0 + r) * K;
       for (std::size_t k = 0; k < K; ++k) out[k * kRows + r] = row[k];
