@@ -507,6 +507,203 @@ Var<T> dropout(const Var<T>& x, double p, bool training) {
   });
 }
 
+// ---------------------------------------------------------------- LSTM's elementwise steps
+
+namespace {
+
+// n, for act (m, 4n) with n > 0, or a ShapeError naming the op.
+template <class T>
+std::size_t gate_width(const char* op, const char* what, const Var<T>& act) {
+  if (act.dim() != 2 || act.shape()[1] == 0 || act.shape()[1] % 4 != 0)
+    throw ShapeError(std::string(op) + ": " + what + " must be (m, 4·n) with n > 0 (the blocks i, f, g, o), got " +
+                     shape_str(act.shape()));
+  return act.shape()[1] / 4;
+}
+
+// v is (m, n) beside act (m, 4n), or a ShapeError naming both shapes.
+template <class T>
+void check_beside(const char* op, const char* what, const Var<T>& act, const Var<T>& v, std::size_t n) {
+  const auto& s = v.shape();
+  if (s.size() != 2 || s[0] != act.shape()[0] || s[1] != n)
+    throw ShapeError(std::string(op) + ": " + what + " " + shape_str(s) + " does not fit act " + shape_str(act.shape()) +
+                     ": it must be (" + std::to_string(act.shape()[0]) + ", " + std::to_string(n) + ")");
+}
+
+// The checks of lstm_memory and lstm_hidden: act (m, 4n) and v (m, n), both live. Returns n.
+template <class T>
+std::size_t check_act_and(const char* op, const char* what, const Var<T>& act, const Var<T>& v) {
+  check_live(op, act, v);
+  const std::size_t n = gate_width(op, "act", act);
+  check_beside(op, what, act, v, n);
+  return n;
+}
+
+// f(begin, end) over the rows [0, m), `width` elements each: on the library's threads when they
+// hold two blocks of parallel::kElementwiseGrain elements, as detail::for_blocks splits, else
+// in one call here.
+template <class F>
+void for_rows(std::size_t m, std::size_t width, F f) {
+  const std::size_t grain = std::max<std::size_t>(1, parallel::kElementwiseGrain / width);
+  if (m < 2 * grain) return f(std::size_t(0), m);
+  parallel::parallel_for(m, grain, f);
+}
+
+// dst[j] (+)= f(j) for j in [0, n): added when `add`, else written (a fresh buffer).
+template <class T, class F>
+void put(bool add, T* dst, std::size_t n, F f) {
+  if (add)
+    for (std::size_t j = 0; j < n; ++j) dst[j] += f(j);
+  else
+    for (std::size_t j = 0; j < n; ++j) dst[j] = f(j);
+}
+
+// The gradient of s (m, w) for a rule that writes the columns [lo, hi) of each row: allocated
+// if this sweep has not written it, its other columns then zeroed. Returns whether the rule
+// adds (the buffer held a gradient) or writes.
+template <class T>
+bool open_columns(Slot<T>& s, std::size_t lo, std::size_t hi) {
+  if (s.has_grad) return true;
+  s.fresh_grad();
+  const std::size_t m = s.value.shape()[0], w = s.value.shape()[1];
+  T* g = s.grad.data();
+  for (std::size_t i = 0; i < m; ++i) {
+    std::fill(g + i * w, g + i * w + lo, T(0));
+    std::fill(g + i * w + hi, g + (i + 1) * w, T(0));
+  }
+  return false;
+}
+
+// s.grad (+)= f over s's elements, s (m, n), f(i, j) for row i, column j.
+template <class T, class F>
+void add_grad_rows(Slot<T>& s, F f) {
+  if (!s.requires_grad) return;
+  const std::size_t m = s.value.shape()[0], n = s.value.shape()[1];
+  const bool add = s.has_grad;
+  if (!add) s.fresh_grad();
+  T* g = s.grad.data();
+  for_rows(m, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) put(add, g + i * n, n, [&f, i](std::size_t j) { return f(i, j); });
+  });
+}
+
+}  // namespace
+
+// act = [σ(i) | σ(f) | tanh(g) | σ(o)]; dz = g ∘ act(1 − act) on σ's blocks, g ∘ (1 − act²) on tanh's
+template <class T>
+Var<T> lstm_gates(const Var<T>& z) {
+  check_live("lstm_gates", z);
+  const std::size_t n = gate_width("lstm_gates", "z", z), m = z.shape()[0], w = 4 * n;
+  OpRecord<T> r("lstm_gates", {&z});
+  const T* pz = z.value().data();
+  T* py = r.output(z.shape()).data();
+  for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t o = begin * w; o < end * w; o += w) {
+      detail::sigmoid_n(pz + o, py + o, 2 * n);
+      detail::tanh_n(pz + o + 2 * n, py + o + 2 * n, n);
+      detail::sigmoid_n(pz + o + 3 * n, py + o + 3 * n, n);
+    }
+  });
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& Z = nd.in(0);
+    if (!Z.requires_grad) return;
+    const std::size_t m = nd.value.shape()[0], w = nd.value.shape()[1], n = w / 4;
+    const bool add = Z.has_grad;
+    if (!add) Z.fresh_grad();
+    const T* y = nd.value.data();
+    const T* g = nd.grad.data();
+    T* dz = Z.grad.data();
+    for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+      auto d_sigmoid = [y, g](std::size_t k) { return y[k] * (T(1) - y[k]) * g[k]; };
+      auto d_tanh = [y, g](std::size_t k) { return (T(1) - y[k] * y[k]) * g[k]; };
+      for (std::size_t o = begin * w; o < end * w; o += w) {
+        put(add, dz + o, 2 * n, [&](std::size_t j) { return d_sigmoid(o + j); });
+        put(add, dz + o + 2 * n, n, [&](std::size_t j) { return d_tanh(o + 2 * n + j); });
+        put(add, dz + o + 3 * n, n, [&](std::size_t j) { return d_sigmoid(o + 3 * n + j); });
+      }
+    });
+  }, detail::kReadsOutput);
+}
+
+// c = f∘c0 + i∘g (act's blocks); di = gc∘g, df = gc∘c0, dg = gc∘i, dc0 = gc∘f
+template <class T>
+Var<T> lstm_memory(const Var<T>& act, const Var<T>& c_prev) {
+  const std::size_t n = check_act_and("lstm_memory", "c_prev", act, c_prev), m = act.shape()[0], w = 4 * n;
+  OpRecord<T> r("lstm_memory", {&act, &c_prev});
+  const T* pa = act.value().data();
+  const T* pc = c_prev.value().data();
+  T* py = r.output(c_prev.shape()).data();
+  for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      const T* a = pa + i * w;
+      const T* c = pc + i * n;
+      T* y = py + i * n;
+      for (std::size_t j = 0; j < n; ++j) y[j] = a[n + j] * c[j] + a[j] * a[2 * n + j];
+    }
+  });
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& A = nd.in(0);
+    Slot<T>& C = nd.in(1);
+    const std::size_t m = nd.value.shape()[0], n = nd.value.shape()[1], w = 4 * n;
+    const T* pa = A.value.data();
+    const T* pc = C.value.data();
+    const T* pg = nd.grad.data();
+    if (A.requires_grad) {
+      const bool add = open_columns(A, 0, 3 * n);
+      T* da = A.grad.data();
+      for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) {
+          const T* a = pa + i * w;
+          const T* c = pc + i * n;
+          const T* g = pg + i * n;
+          T* d = da + i * w;
+          put(add, d, n, [=](std::size_t j) { return g[j] * a[2 * n + j]; });
+          put(add, d + n, n, [=](std::size_t j) { return g[j] * c[j]; });
+          put(add, d + 2 * n, n, [=](std::size_t j) { return g[j] * a[j]; });
+        }
+      });
+    }
+    add_grad_rows(C, [=](std::size_t i, std::size_t j) { return pg[i * n + j] * pa[i * w + n + j]; });
+  }, detail::reads_inputs(0b11));
+}
+
+// a = o∘tanh(c) (act's last block); do = ga∘tanh(c), dc = (1 − tanh²(c))∘(ga∘o)
+template <class T>
+Var<T> lstm_hidden(const Var<T>& act, const Var<T>& c) {
+  const std::size_t n = check_act_and("lstm_hidden", "c", act, c), m = act.shape()[0], w = 4 * n;
+  OpRecord<T> r("lstm_hidden", {&act, &c});
+  Array<T> scratch;
+  Array<T>& tc = r.needs_backward() ? r.node()->saved_array : scratch;  // tanh(c), which backward reads
+  tc.resize(c.shape());
+  const T* pa = act.value().data();
+  const T* pc = c.value().data();
+  T* pt = tc.data();
+  T* py = r.output(c.shape()).data();
+  for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+    detail::tanh_n(pc + begin * n, pt + begin * n, (end - begin) * n);
+    for (std::size_t i = begin; i < end; ++i)
+      for (std::size_t j = 0; j < n; ++j) py[i * n + j] = pa[i * w + 3 * n + j] * pt[i * n + j];
+  });
+  return r.finish([](Node<T>& nd) {
+    Slot<T>& A = nd.in(0);
+    const std::size_t m = nd.value.shape()[0], n = nd.value.shape()[1], w = 4 * n;
+    const T* pa = A.value.data();
+    const T* pt = nd.saved_array.data();
+    const T* pg = nd.grad.data();
+    if (A.requires_grad) {
+      const bool add = open_columns(A, 3 * n, w);
+      T* da = A.grad.data();
+      for_rows(m, w, [=](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i)
+          put(add, da + i * w + 3 * n, n, [=](std::size_t j) { return pg[i * n + j] * pt[i * n + j]; });
+      });
+    }
+    add_grad_rows(nd.in(1), [=](std::size_t i, std::size_t j) {
+      const T t = pt[i * n + j];
+      return (T(1) - t * t) * (pg[i * n + j] * pa[i * w + 3 * n + j]);
+    });
+  }, detail::reads_inputs(0b01));
+}
+
 #define XGRAD_NN_OPS_INSTANTIATE(T)                                                           \
   template Var<T> pow(const Var<T>&, double);                                                 \
   template Var<T> abs(const Var<T>&);                                                         \
@@ -526,7 +723,10 @@ Var<T> dropout(const Var<T>& x, double p, bool training) {
   template Var<T> masked_fill(const Var<T>&, const xt::xarray<bool>&, double);                \
   template Var<T> layer_norm(const Var<T>&, const Var<T>&, const Var<T>&, double);            \
   template Var<T> layer_norm(const Var<T>&, double);                                          \
-  template Var<T> dropout(const Var<T>&, double, bool);
+  template Var<T> dropout(const Var<T>&, double, bool);                                       \
+  template Var<T> lstm_gates(const Var<T>&);                                                  \
+  template Var<T> lstm_memory(const Var<T>&, const Var<T>&);                                  \
+  template Var<T> lstm_hidden(const Var<T>&, const Var<T>&);
 XGRAD_NN_OPS_INSTANTIATE(float)
 XGRAD_NN_OPS_INSTANTIATE(double)
 

@@ -53,6 +53,19 @@ template <class T> Var<T> masked_fill(const Var<T>& a, const xt::xarray<bool>& m
 template <class T> Var<T> layer_norm(const Var<T>& x, const Var<T>& weight, const Var<T>& bias, double eps = 1e-5);
 template <class T> Var<T> layer_norm(const Var<T>& x, double eps = 1e-5);
 
+// The elementwise part of an LSTM step, in three ops that each read and write a row of the
+// batch in one pass (a step of ten small ops becomes three, each one node on the tape). The
+// gates' pre-activations z (m, 4n) hold [i | f | g | o] in blocks of n columns:
+//   act = lstm_gates(z)         [σ(i) | σ(f) | tanh(g) | σ(o)]          (m, 4n)
+//   c   = lstm_memory(act, c0)  σ(f)∘c0 + σ(i)∘tanh(g)                 (m, n)
+//   a   = lstm_hidden(act, c)   σ(o)∘tanh(c)                           (m, n)
+// The same values as sigmoid, tanh, slice, * and + composed (the sigmoid and tanh are theirs).
+// A cell of one's own reuses what fits: LayerNormLSTMCell passes its normalised c to lstm_hidden.
+// Shapes that do not fit (act not 2-D with 4n columns, c0 or c not (m, n)) are ShapeErrors.
+template <class T> Var<T> lstm_gates(const Var<T>& z);
+template <class T> Var<T> lstm_memory(const Var<T>& act, const Var<T>& c_prev);
+template <class T> Var<T> lstm_hidden(const Var<T>& act, const Var<T>& c);
+
 // Inverted dropout: in training, each entry is zeroed with probability p and the survivors
 // scaled by 1/(1 − p), the mask drawn from nn::generator() (autograd/random.hpp) in row-major
 // order, one Bernoulli draw per entry, so nn::manual_seed reproduces it; p = 1 zeroes all.

@@ -195,16 +195,12 @@ Var<T> rdiv(T s, const Var<T>& a) {
 // ---------------------------------------------------------------- elementwise functions
 
 namespace {
-// y = g(a) as map_expr evaluates it; in float, where the CPU runs them, by the vmath kernel f.
-template <class T, class G>
-void map_vmath(Array<T>& y, const Array<T>& a, void (*f)(const float*, float*, std::size_t), G g) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (vmath::available())
-      return detail::over_blocks_of(y, a, [f](const float* pa, float* py, std::size_t begin, std::size_t end) {
-        f(pa + begin, py + begin, end - begin);
-      });
-  }
-  detail::map_expr(y, a, g);
+// y[k] = f(a[k]) over every element of a, where f(x, y, n) maps n elements: over for_blocks' blocks.
+template <class T>
+void map_n(Array<T>& y, const Array<T>& a, void (*f)(const T*, T*, std::size_t)) {
+  detail::over_blocks_of(y, a, [f](const T* pa, T* py, std::size_t begin, std::size_t end) {
+    f(pa + begin, py + begin, end - begin);
+  });
 }
 }  // namespace
 
@@ -212,7 +208,7 @@ void map_vmath(Array<T>& y, const Array<T>& a, void (*f)(const float*, float*, s
 template <class T>
 Var<T> tanh(const Var<T>& a) {
   OpRecord<T> r("tanh", {&a});
-  map_vmath(r.output(a.shape()), a.value(), vmath::tanh, [](const auto& x) { return xt::tanh(x); });
+  map_n(r.output(a.shape()), a.value(), detail::tanh_n<T>);
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();
@@ -224,7 +220,7 @@ Var<T> tanh(const Var<T>& a) {
 template <class T>
 Var<T> sigmoid(const Var<T>& a) {
   OpRecord<T> r("sigmoid", {&a});
-  map_vmath(r.output(a.shape()), a.value(), vmath::sigmoid, [](const auto& x) { return T(1) / (T(1) + xt::exp(-x)); });
+  map_n(r.output(a.shape()), a.value(), detail::sigmoid_n<T>);
   return r.finish([](Node<T>& n) {
     const T* y = n.value.data();
     const T* g = n.grad.data();

@@ -11,11 +11,13 @@
 #include <type_traits>
 
 #include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
 #include "parallel.hpp"
 #include "profile.hpp"
 #include "var.hpp"
+#include "vmath.hpp"
 
 namespace xgrad::detail {
 
@@ -106,6 +108,30 @@ void map_expr(Array<T>& y, const Array<T>& a, G g) {
     auto out = xt::adapt(py + begin, end - begin, xt::no_ownership(), shape);
     xt::noalias(out) = g(x);
   });
+}
+
+// y[0, n) = g(x[0, n)) as map_expr evaluates it; in float, where the CPU runs them, by the
+// vmath kernel f instead. The sigmoid and tanh ops and the LSTM ops share it, so a gate is the
+// same value whichever of them computed it.
+template <class T, class G>
+void map_vmath_n(const T* x, T* y, std::size_t n, void (*f)(const float*, float*, std::size_t), G g) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (vmath::available()) return f(x, y, n);
+  }
+  const std::array<std::size_t, 1> shape{n};
+  auto in = xt::adapt(x, n, xt::no_ownership(), shape);
+  auto out = xt::adapt(y, n, xt::no_ownership(), shape);
+  xt::noalias(out) = g(in);
+}
+
+// y[0, n) = 1 / (1 + e^-x) and tanh(x), as the sigmoid and tanh ops compute them.
+template <class T>
+void sigmoid_n(const T* x, T* y, std::size_t n) {
+  map_vmath_n(x, y, n, vmath::sigmoid, [](const auto& v) { return T(1) / (T(1) + xt::exp(-v)); });
+}
+template <class T>
+void tanh_n(const T* x, T* y, std::size_t n) {
+  map_vmath_n(x, y, n, vmath::tanh, [](const auto& v) { return xt::tanh(v); });
 }
 
 // s.grad (+)= f(k) for every element k, when s has the op output's shape (n elements): one pass,

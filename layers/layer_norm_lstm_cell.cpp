@@ -71,14 +71,9 @@ LSTMState<T> LayerNormLSTMCell<T>::step(const Var<T>& px, const LSTMState<T>& st
   detail::check_matrix("LayerNormLSTMCell", "input projection", px, 0, 4 * n);
   detail::check_matrix("LayerNormLSTMCell", "hidden state a_prev", state.a, px.shape()[0], n);
   detail::check_matrix("LayerNormLSTMCell", "memory cell c_prev", state.c, px.shape()[0], n);
-  const long N = static_cast<long>(n);
-  Var<T> gates = px + ln_a(matmul_nt(state.a, Wa));  // (m, 4·n_a): i, f, c, o
-  Var<T> gi = sigmoid(slice(gates, 1, 0, N));
-  Var<T> gf = sigmoid(slice(gates, 1, N, 2 * N));
-  Var<T> cc = tanh(slice(gates, 1, 2 * N, 3 * N));
-  Var<T> go = sigmoid(slice(gates, 1, 3 * N, 4 * N));
-  Var<T> c_next = gf * state.c + gi * cc;
-  Var<T> a_next = go * tanh(ln_c(c_next));
+  Var<T> act = lstm_gates(px + ln_a(matmul_nt(state.a, Wa)));  // (m, 4·n_a) → [σ(i) | σ(f) | tanh(g) | σ(o)]
+  Var<T> c_next = lstm_memory(act, state.c);  // σ(f)∘c_prev + σ(i)∘tanh(g)
+  Var<T> a_next = lstm_hidden(act, ln_c(c_next));  // σ(o)∘tanh(ln_c(c_next))
   return {a_next, c_next};
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <xtensor/xbroadcast.hpp>
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xio.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xsort.hpp>
@@ -63,6 +64,22 @@ A dropout_ref(const A& x, double p, std::uint64_t seed) {
   for (double& v : y) v = keep(nn::generator()) ? v / (1.0 - p) : 0.0;
   return y;
 }
+
+// The LSTM ops written with xtensor: z (m, 4n) = [i | f | g | o].
+A gate_block(const A& x, std::size_t k) {
+  const std::size_t n = x.shape()[1] / 4;
+  return xt::view(x, xt::all(), xt::range(k * n, (k + 1) * n));
+}
+A sigmoid_ref(const A& x) { return A(1.0 / (1.0 + xt::exp(-x))); }
+A lstm_act_ref(const A& z) {
+  return xt::concatenate(xt::xtuple(sigmoid_ref(gate_block(z, 0)), sigmoid_ref(gate_block(z, 1)),
+                                    A(xt::tanh(gate_block(z, 2))), sigmoid_ref(gate_block(z, 3))),
+                         1);
+}
+A lstm_memory_ref(const A& act, const A& c) {
+  return A(gate_block(act, 1) * c + gate_block(act, 0) * gate_block(act, 2));
+}
+A lstm_hidden_ref(const A& act, const A& c) { return A(gate_block(act, 3) * xt::tanh(c)); }
 
 // -log softmax of logits (N, C), per row and class.
 A neg_log_softmax(const A& x) {
@@ -200,6 +217,36 @@ std::vector<OpCase> cases() {
   c.push_back({"layer_norm_eps_0_1", {{3, 4}, {4}, {4}}, Domain::any,
                [](const Vars& v) { return layer_norm(v[0], v[1], v[2], 0.1); },
                [](const std::vector<A>& x) { return A(layer_norm_ref(x[0], 0.1) * x[1] + x[2]); }});
+
+  // The LSTM ops, one row and several, n = 1 and more; composed, so act's gradient comes from
+  // lstm_memory and lstm_hidden both (each writing its own columns, the other's zeroed or kept),
+  // and z's from lstm_gates and another op.
+  for (const auto& [m, n] : std::vector<std::pair<std::size_t, std::size_t>>{{3, 2}, {1, 1}, {2, 3}}) {
+    const Shape gates{m, 4 * n}, state{m, n};
+    const std::string tag = std::to_string(m) + "x" + std::to_string(n);
+    c.push_back({"lstm_gates_" + tag, {gates}, Domain::any, [](const Vars& v) { return lstm_gates(v[0]); },
+                 [](const std::vector<A>& x) { return lstm_act_ref(x[0]); }});
+    c.push_back({"lstm_gates_plus_z_" + tag, {gates}, Domain::any, [](const Vars& v) { return lstm_gates(v[0]) + v[0]; },
+                 [](const std::vector<A>& x) { return A(lstm_act_ref(x[0]) + x[0]); }});
+    c.push_back({"lstm_memory_" + tag, {gates, state}, Domain::any,
+                 [](const Vars& v) { return lstm_memory(v[0], v[1]); },
+                 [](const std::vector<A>& x) { return lstm_memory_ref(x[0], x[1]); }});
+    c.push_back({"lstm_hidden_" + tag, {gates, state}, Domain::any,
+                 [](const Vars& v) { return lstm_hidden(v[0], v[1]); },
+                 [](const std::vector<A>& x) { return lstm_hidden_ref(x[0], x[1]); }});
+    c.push_back({"lstm_step_" + tag, {gates, state}, Domain::any,
+                 [](const Vars& v) {
+                   Var<double> act = lstm_gates(v[0]);
+                   return lstm_hidden(act, lstm_memory(act, v[1]));
+                 },
+                 [](const std::vector<A>& x) {
+                   const A act = lstm_act_ref(x[0]);
+                   return lstm_hidden_ref(act, lstm_memory_ref(act, x[1]));
+                 }});
+    c.push_back({"lstm_hidden_then_memory_" + tag, {gates, state}, Domain::any,
+                 [](const Vars& v) { return lstm_memory(v[0], lstm_hidden(v[0], v[1])); },
+                 [](const std::vector<A>& x) { return lstm_memory_ref(x[0], lstm_hidden_ref(x[0], x[1])); }});
+  }
 
   // dropout with the mask fixed by seeding before each evaluation; eval mode and p = 0: x.
   for (const Shape& s : std::vector<Shape>{{4, 5}, {2, 1, 3}, {1}}) {
@@ -362,6 +409,67 @@ TEST(Float, NnOpsMatchDouble) {
   sum(square(layer_norm(xf, constant(Array<float>(xt::cast<float>(w))), constant(Array<float>(xt::cast<float>(b))))))
       .backward();
   EXPECT_TRUE(close(xt::cast<double>(xf.grad()), xd.grad(), 1e-5));
+  clear_tape();
+}
+
+// ------------------------------------------------------------------ LSTM ops
+
+// One LSTM step from z (m, 4n) and c_prev (m, n), either through the three LSTM ops or composed
+// of slice, sigmoid, tanh, * and + as the cells were written before them; returns a + 2·c so the
+// gradients come through both.
+template <class T>
+Var<T> lstm_step(const Var<T>& z, const Var<T>& c_prev, bool fused) {
+  if (fused) {
+    Var<T> act = lstm_gates(z);
+    Var<T> c = lstm_memory(act, c_prev);
+    return lstm_hidden(act, c) + c * T(2);
+  }
+  const long n = static_cast<long>(c_prev.shape()[1]);
+  Var<T> gi = sigmoid(slice(z, 1, 0, n)), gf = sigmoid(slice(z, 1, n, 2 * n));
+  Var<T> gg = tanh(slice(z, 1, 2 * n, 3 * n)), go = sigmoid(slice(z, 1, 3 * n, 4 * n));
+  Var<T> c = gf * c_prev + gi * gg;
+  return go * tanh(c) + c * T(2);
+}
+
+// m rows of 4·n gates.
+template <class T>
+void expect_fused_equals_composed(std::size_t m, std::size_t n, double tol) {
+  std::mt19937_64 gen(5);
+  const Array<T> z0 = xt::cast<T>(random_array({m, 4 * n}, Domain::any, gen));
+  const Array<T> c0 = xt::cast<T>(random_array({m, n}, Domain::any, gen));
+  const Array<T> w = xt::cast<T>(random_array({m, n}, Domain::any, gen));
+  Array<T> value[2], dz[2], dc[2];
+  for (bool fused : {false, true}) {
+    auto z = param(z0);
+    auto c = param(c0);
+    Var<T> y = lstm_step(z, c, fused);
+    value[fused] = y.value();
+    sum(y * constant(w)).backward();
+    dz[fused] = z.grad();
+    dc[fused] = c.grad();
+    clear_tape();
+  }
+  EXPECT_TRUE(close(xt::cast<double>(value[1]), xt::cast<double>(value[0]), tol));
+  EXPECT_TRUE(close(xt::cast<double>(dz[1]), xt::cast<double>(dz[0]), tol));
+  EXPECT_TRUE(close(xt::cast<double>(dc[1]), xt::cast<double>(dc[0]), tol));
+}
+
+TEST(LstmOps, EqualTheComposedOpsInValueAndGradient) {
+  // n = 33: blocks that do not start at a multiple of 8, and (in float) vmath's tails. 160 rows
+  // of 4·128 are enough elements for the rows to be split over the library's threads.
+  for (auto [m, n] : {std::pair<std::size_t, std::size_t>{40, 33}, {160, 128}}) {
+    expect_fused_equals_composed<double>(m, n, 1e-14);
+    expect_fused_equals_composed<float>(m, n, 1e-6);
+  }
+}
+
+TEST(LstmOps, AStepIsThreeNodes) {
+  clear_tape();
+  auto z = param<double>(xt::zeros<double>({2, 8}));
+  auto c = param<double>(xt::zeros<double>({2, 2}));
+  Var<double> act = lstm_gates(z);
+  lstm_hidden(act, lstm_memory(act, c));
+  EXPECT_EQ(Tape<double>::current().size(), 3u);
   clear_tape();
 }
 
@@ -611,6 +719,24 @@ TEST(NnOpErrors, LayerNormShapesAndEps) {
                          "(3, 0)");
 }
 
+TEST(NnOpErrors, LstmOpShapes) {
+  auto zeros = [](Shape s) { return constant<double>(xt::zeros<double>(s)); };
+  XGRAD_EXPECT_THROW_MSG(lstm_gates(zeros({3, 6})), ShapeError, "lstm_gates", "z must be (m, 4·n)", "(3, 6)");
+  XGRAD_EXPECT_THROW_MSG(lstm_gates(zeros({8})), ShapeError, "lstm_gates", "(8,)");
+  XGRAD_EXPECT_THROW_MSG(lstm_gates(zeros({2, 0})), ShapeError, "lstm_gates", "n > 0", "(2, 0)");
+  XGRAD_EXPECT_THROW_MSG(lstm_gates(zeros({2, 2, 4})), ShapeError, "lstm_gates", "(2, 2, 4)");
+  XGRAD_EXPECT_THROW_MSG(lstm_memory(zeros({3, 8}), zeros({3, 3})), ShapeError, "lstm_memory", "c_prev (3, 3)",
+                         "act (3, 8)", "must be (3, 2)");
+  XGRAD_EXPECT_THROW_MSG(lstm_memory(zeros({3, 8}), zeros({2, 2})), ShapeError, "lstm_memory", "c_prev (2, 2)");
+  XGRAD_EXPECT_THROW_MSG(lstm_memory(zeros({3, 9}), zeros({3, 2})), ShapeError, "lstm_memory", "act must be",
+                         "(3, 9)");
+  XGRAD_EXPECT_THROW_MSG(lstm_hidden(zeros({3, 7}), zeros({3, 2})), ShapeError, "lstm_hidden", "act must be",
+                         "(3, 7)");
+  XGRAD_EXPECT_THROW_MSG(lstm_hidden(zeros({3, 8}), zeros({3, 2, 1})), ShapeError, "lstm_hidden", "c (3, 2, 1)",
+                         "must be (3, 2)");
+  XGRAD_EXPECT_THROW_MSG(lstm_hidden(zeros({3, 8}), zeros({6})), ShapeError, "lstm_hidden", "c (6,)");
+}
+
 TEST(NnOpErrors, CrossEntropyTargetsAndOptions) {
   auto x = constant<double>(xt::zeros<double>({3, 4}));
   XGRAD_EXPECT_THROW_MSG(cross_entropy(x, {0, 4, 1}, CrossEntropyOptions()), IndexError, "cross_entropy",
@@ -651,6 +777,10 @@ TEST(NnOpErrors, AFailedOpLeavesTheTapeUnchanged) {
   EXPECT_THROW(dropout(y, 2.0), ValueError);
   EXPECT_THROW(cross_entropy(y, {0, 3}, CrossEntropyOptions()), IndexError);
   EXPECT_THROW(cross_entropy(y, {0, 1}, CrossEntropyOptions().label_smoothing(2.0)), ValueError);
+  auto z = param<double>(xt::ones<double>({2, 8}));
+  EXPECT_THROW(lstm_gates(y), ShapeError);
+  EXPECT_THROW(lstm_memory(z, y), ShapeError);
+  EXPECT_THROW(lstm_hidden(y, y), ShapeError);
   EXPECT_EQ(Tape<double>::current().size(), before);
   clear_tape();
 }
@@ -666,6 +796,9 @@ TEST(NnOpErrors, StaleHandlesNameTheOp) {
   XGRAD_EXPECT_THROW_MSG(dropout(y, 0.5), StaleHandleError, "dropout");
   XGRAD_EXPECT_THROW_MSG(mean(y, 0, true), StaleHandleError, "mean");
   XGRAD_EXPECT_THROW_MSG(cross_entropy(y, {0, 1}, CrossEntropyOptions()), StaleHandleError, "cross_entropy");
+  XGRAD_EXPECT_THROW_MSG(lstm_gates(y), StaleHandleError, "lstm_gates");
+  XGRAD_EXPECT_THROW_MSG(lstm_memory(y, p), StaleHandleError, "lstm_memory");
+  XGRAD_EXPECT_THROW_MSG(lstm_hidden(p, y), StaleHandleError, "lstm_hidden");
 }
 
 }  // namespace
