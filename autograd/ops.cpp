@@ -21,7 +21,6 @@
 namespace xgrad {
 
 using detail::add_grad;
-using detail::add_grad_copy;
 using detail::add_grad_each;
 using detail::add_into;
 using detail::axis_range;
@@ -399,8 +398,8 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
   std::copy(c.value().data(), c.value().data() + m * n, y.data());
   product_with(r.tape(), true, m, n, k, a.value().data(), b.slot("addmm_nt"), T(1), y.data());
   return r.finish([](Node<T>& nd) {
-    add_grad_copy(nd.in(0), nd.grad.data());
     product_backward(nd.grad.data(), nd.in(1), nd.in(2), true);
+    detail::pass_grad(nd, 0);  // the addend's gradient is g: the buffer, handed over
   }, detail::reads_inputs(0b110));
 }
 

@@ -157,6 +157,27 @@ void add_grad_copy(Slot<T>& s, const T* src) {
   add_grad_each(s, s.elements(), [src](std::size_t k) { return src[k]; });
 }
 
+// n.in(i).grad (+)= n.grad, for a rule whose gradient reaches input i unchanged (an addend, a
+// reshape). When that input is a tape node without a gradient yet in this sweep, of n's
+// element count, and n's gradient is not retained, the buffer itself is handed over instead of
+// copied: the sweep would give it back to the pool right after the rule. So a rule calls this
+// last, after every other read of n.grad; n.grad is left holding the input's old storage (or
+// none), which the sweep then gives back.
+template <class T>
+void pass_grad(Node<T>& n, std::size_t i) {
+  Slot<T>& s = n.in(i);
+  if (!s.requires_grad) return;
+  if (!s.has_grad && s.is_node && !n.retain && n.grad.size() == s.elements()) {
+    s.grad.storage().swap(n.grad.storage());
+    s.grad.resize(s.value.shape());  // the same element count: the storage stays
+    s.has_grad = true;
+    const std::size_t left = n.grad.storage().size();
+    n.grad.resize(Shape{left});  // a shape that fits what n holds now (0: none), as the sweep expects
+    return;
+  }
+  add_grad_copy(s, n.grad.data());
+}
+
 // What an op may save in a node's saved_bytes: a trivially copyable struct (copied with memcpy,
 // no allocation) that fits.
 template <class S, class T>

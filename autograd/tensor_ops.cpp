@@ -13,7 +13,6 @@
 
 namespace xgrad {
 
-using detail::add_grad_copy;
 using detail::add_into;
 using detail::blocks;
 using detail::Blocks;
@@ -154,7 +153,7 @@ Var<T> reshaped(const char* op, const Var<T>& a, const Shape& shape) {
   OpRecord<T> r(op, {&a});
   r.value().resize(shape);
   std::copy(a.value().begin(), a.value().end(), r.value().data());
-  return r.finish([](Node<T>& n) { add_grad_copy(n.in(0), n.grad.data()); });
+  return r.finish([](Node<T>& n) { detail::pass_grad(n, 0); });
 }
 
 struct IndexSelectSaved {

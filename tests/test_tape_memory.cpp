@@ -178,11 +178,39 @@ TEST_F(TapeMemoryTest, EveryRuleReadsOnlyWhatItDeclared) {
   }
 }
 
-// What an unrolled LSTM holds after its forward pass: per step the gates' activations (three
-// sigmoids, the candidate's tanh) and tanh(c); c and a of every step but the last, which the next
-// step's products read (the last ones only feed tanh and the stack, which read nothing of them);
-// the stacked output. The projections, the pre-activations, the slices and the products that make
-// c are freed.
+// An addend's and a reshape's gradient is their output's: the buffer is handed over, unless the
+// output's gradient is retained, and either way every gradient is the same.
+TEST_F(TapeMemoryTest, APassedOnGradientIsHandedOverUnlessRetained) {
+  for (bool retain : {false, true}) {
+    SCOPED_TRACE(retain ? "retained" : "not retained");
+    auto p = param<double>(xt::ones<double>({2, 3}));
+    auto a = param<double>(xt::ones<double>({2, 4}));
+    auto b = param<double>(xt::ones<double>({3, 4}));
+    Var<double> c = p * 2.0;
+    c.retain_grad();
+    Var<double> y = addmm_nt(c, a, b);
+    Var<double> r = reshape(y, {3, 2});
+    if (retain) {
+      y.retain_grad();
+      r.retain_grad();
+    }
+    const A w = {{1, 2}, {3, 4}, {5, 6}};
+    sum(r * constant(w)).backward();
+    const A g = xt::reshape_view(w, {2, 3});
+    EXPECT_EQ(c.grad(), g);
+    EXPECT_EQ(p.grad(), A(2.0 * g));
+    if (retain) {
+      EXPECT_EQ(y.grad(), g);
+      EXPECT_EQ(r.grad(), w);
+    }
+    clear_tape();
+  }
+}
+
+// What an unrolled LSTM holds after its forward pass: per step the gates' activations
+// (lstm_gates) and tanh(c) (saved by lstm_hidden); c and a of every step but the last, which the
+// next step's ops read (the last ones only feed the stack, which reads nothing of them); the
+// stacked output. The projections and the pre-activations are freed.
 TEST_F(TapeMemoryTest, AnUnrolledLstmKeepsWhatItsBackwardReads) {
   nn::manual_seed(3);
   const std::size_t T = 12, m = 4, H = 8, V = 5;
