@@ -282,6 +282,19 @@ const char* openblas_core() { return openblas_get_corename(); }
 
 const char* openblas_core_for_cpu() { return core_for_cpu(); }
 
+template <class T>
+void transpose(std::size_t r, std::size_t c, const T* a, T* out, bool add) {
+  constexpr std::size_t kTile = 32;
+  for (std::size_t i0 = 0; i0 < r; i0 += kTile)
+    for (std::size_t j0 = 0; j0 < c; j0 += kTile) {
+      const std::size_t i1 = std::min(r, i0 + kTile), j1 = std::min(c, j0 + kTile);
+      for (std::size_t i = i0; i < i1; ++i)
+        for (std::size_t j = j0; j < j1; ++j) out[j * r + i] = add ? out[j * r + i] + a[i * c + j] : a[i * c + j];
+    }
+}
+template void transpose(std::size_t, std::size_t, const float*, float*, bool);
+template void transpose(std::size_t, std::size_t, const double*, double*, bool);
+
 void set_num_threads(int n) {
   if (n < 0) throw ValueError("blas::set_num_threads: thread count must be >= 0, got " + std::to_string(n));
   default_threads();  // read OpenBLAS's own default before the first change

@@ -28,6 +28,11 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, double alpha,
           const double* A, const double* B, double beta, double* C);
 
+// out (c, r) = aᵀ for a row-major (r, c) matrix a, or with `add` out += aᵀ; in tiles that stay
+// in cache.
+template <class T>
+void transpose(std::size_t r, std::size_t c, const T* a, T* out, bool add = false);
+
 // The product size (2·M·N·K flops) from which a product is split over the threads. Measured
 // with bench/bench_workloads on 2 shared cores, alternated: 1 MFLOP against 2 MFLOP gave W1
 // 470k against 450k tokens/s, W3 and S1 equal within the spread (docs/design.md, 8.1).

@@ -539,11 +539,11 @@ std::size_t check_act_and(const char* op, const char* what, const Var<T>& act, c
 }
 
 // f(begin, end) over the rows [0, m), `width` elements each: on the library's threads when they
-// hold two blocks of parallel::kElementwiseGrain elements, as detail::for_blocks splits, else
-// in one call here.
+// hold two blocks of parallel::kFunctionGrain elements (the LSTM ops' work per element), else in
+// one call here.
 template <class F>
 void for_rows(std::size_t m, std::size_t width, F f) {
-  const std::size_t grain = std::max<std::size_t>(1, parallel::kElementwiseGrain / width);
+  const std::size_t grain = std::max<std::size_t>(1, parallel::kFunctionGrain / width);
   if (m < 2 * grain) return f(std::size_t(0), m);
   parallel::parallel_for(m, grain, f);
 }

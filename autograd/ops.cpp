@@ -194,12 +194,13 @@ Var<T> rdiv(T s, const Var<T>& a) {
 // ---------------------------------------------------------------- elementwise functions
 
 namespace {
-// y[k] = f(a[k]) over every element of a, where f(x, y, n) maps n elements: over for_blocks' blocks.
+// y[k] = f(a[k]) over every element of a, where f(x, y, n) maps n elements: over for_blocks'
+// blocks of parallel::kFunctionGrain.
 template <class T>
 void map_n(Array<T>& y, const Array<T>& a, void (*f)(const T*, T*, std::size_t)) {
   detail::over_blocks_of(y, a, [f](const T* pa, T* py, std::size_t begin, std::size_t end) {
     f(pa + begin, py + begin, end - begin);
-  });
+  }, parallel::kFunctionGrain);
 }
 }  // namespace
 
@@ -405,21 +406,12 @@ Var<T> addmm_nt(const Var<T>& c, const Var<T>& a, const Var<T>& b) {
 
 namespace {
 
-// out (c, r) = aᵀ for a row-major (r, c) matrix a, in tiles that stay in cache.
-template <class T>
-void transpose_into(const T* a, std::size_t r, std::size_t c, T* out) {
-  constexpr std::size_t kTile = 32;
-  for (std::size_t i0 = 0; i0 < r; i0 += kTile)
-    for (std::size_t j0 = 0; j0 < c; j0 += kTile) {
-      const std::size_t i1 = std::min(r, i0 + kTile), j1 = std::min(c, j0 + kTile);
-      for (std::size_t i = i0; i < i1; ++i)
-        for (std::size_t j = j0; j < j1; ++j) out[j * r + i] = a[i * c + j];
-    }
-}
-
 // linear_onehot gathers (and its backward scatters) weight columns: a column is `out` values
-// `in` apart, one cache line each. With at least as many ids as columns it pays to transpose
-// the weight (and its gradient) once and work on contiguous rows.
+// `in` apart, one cache line each. A parameter of at most Tape::kBatchBytes is gathered from
+// its transpose, made once per generation (Tape::transposed), and its gradient is scattered
+// into a transpose held through the sweep (Tape::onehot_grad): contiguous rows both ways.
+// Otherwise, with at least as many ids as columns, it pays to transpose the weight (and its
+// gradient) at each call.
 bool onehot_by_rows(std::size_t ids, std::size_t in) { return ids >= in; }
 // Otherwise the rows of w (and of its gradient) are read in tiles of this many.
 constexpr std::size_t kOnehotTile = 16;
@@ -455,9 +447,16 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
   Array<T>& y = r.output(Shape{ids.size(), out});
   const T* pw = w.value().data();
   const T* pb = b.value().data();
-  if (onehot_by_rows(ids.size(), in)) {
-    T* wt = onehot_scratch<T>(in * out);
-    transpose_into(pw, out, in, wt);
+  const Slot<T>& W = w.slot("linear_onehot");
+  const T* wt = nullptr;  // wᵀ, when the tape holds it
+  if (r.tape() != nullptr && !W.is_node && W.requires_grad && out * in * sizeof(T) <= Tape<T>::kBatchBytes)
+    wt = r.tape()->transposed(static_cast<const Leaf<T>&>(W));
+  if (wt != nullptr || onehot_by_rows(ids.size(), in)) {
+    if (wt == nullptr) {
+      T* scratch = onehot_scratch<T>(in * out);
+      blas::transpose(out, in, pw, scratch);
+      wt = scratch;
+    }
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const T* src = wt + static_cast<std::size_t>(ids[i]) * out;
       T* row = y.data() + i * out;
@@ -487,19 +486,24 @@ Var<T> linear_onehot(const std::vector<int>& ids, const Var<T>& w, const Var<T>&
     Slot<T>& B = nd.in(1);
     const std::size_t out = W.value.shape()[0], in = W.value.shape()[1];
     const T* g = nd.grad.data();
-    // One pass over g (ids, out) for both gradients. Each element of dw and db is the same sum
-    // in the same order (i = 0, 1, ...) on either path.
-    T* dw = W.requires_grad ? grad_ref(W).data() : nullptr;
-    T* db = B.requires_grad ? grad_ref(B).data() : nullptr;
+    // One pass over g (ids, out) for both gradients, unless the tape takes dw's rows. Each
+    // element of dw and db is the same sum in the same order (i = 0, 1, ...) on either path
+    // here; the tape's adds the sweep's sum to the gradient dw held before it.
     const std::size_t n = ids.size();
+    const bool taken = W.requires_grad && Tape<T>::onehot_grad(W, ids.data(), n, g);
+    T* dw = W.requires_grad && !taken ? grad_ref(W).data() : nullptr;
+    T* db = B.requires_grad ? grad_ref(B).data() : nullptr;
     if (dw && onehot_by_rows(n, in)) {  // on dwᵀ's contiguous rows
       T* dwt = onehot_scratch<T>(in * out);
-      transpose_into(dw, out, in, dwt);
+      blas::transpose(out, in, dw, dwt);
       for (std::size_t i = 0; i < n; ++i) {
         add_into(dwt + static_cast<std::size_t>(ids[i]) * out, g + i * out, out);
         if (db) add_into(db, g + i * out, out);
       }
-      transpose_into(dwt, in, out, dw);
+      blas::transpose(in, out, dwt, dw);
+    } else if (!dw) {
+      if (db)
+        for (std::size_t i = 0; i < n; ++i) add_into(db, g + i * out, out);
     } else {
       // 16 rows of dw at a time, as the forward reads w.
       for (std::size_t o0 = 0; o0 < out; o0 += kOnehotTile) {

@@ -15,135 +15,173 @@ namespace xgrad::blas {
 namespace {
 
 using simd::Vec;
+using simd::Vec512;
 
-// The register block: kRows rows of A by kVecs registers of B's panel. 4 × 3 takes 12
-// accumulators, 3 registers of B and one broadcast: 16 of the 16 AVX2 registers. Each k reads
-// 3 vectors of B and 4 of A for 12 FMAs; rows 16 and 32 (a recurrent step's batch) are whole blocks.
-constexpr std::size_t kRows = 4;
-constexpr std::size_t kVecs = 3;
-template <class T>
-constexpr std::size_t kPanel = kVecs * Vec<T>::kWidth;
+// A kernel's layout: A's rows interleaved in blocks of `rows`, op(B)'s columns in panels of `width`.
+struct Layout {
+  std::size_t rows, width;
+};
 
-// C[0..rows) × [0..cols) = a·b + beta·C over K, a: K groups of kRows values (A's rows
-// interleaved), b: K groups of one panel's width. rows <= kRows, cols <= kPanel<T>.
+// The register blocks. AVX2: 4 rows of A by 3 registers of B's panel, 12 accumulators, 3
+// registers of B and one broadcast: 16 of the 16 registers; each k reads 3 vectors of B and 4 of
+// A for 12 FMAs. AVX-512: 8 rows by 2 registers, 16 accumulators of the 32 registers, 2 vectors
+// of B and 8 of A for 16 FMAs of twice the width. A recurrent step's 16 or 32 rows are whole blocks
+// of either, and its 4·n, 3·n or n columns whole panels of the AVX-512 kernel when n is a
+// multiple of 32.
 template <class T>
-XGRAD_AVX2 void block(std::size_t K, const T* a, const T* b, T beta, T* C, std::size_t ldc, std::size_t rows,
-                      std::size_t cols) {
-  using V = Vec<T>;
-  constexpr std::size_t w = V::kWidth;
-  typename V::R acc[kRows][kVecs];
-  #pragma GCC unroll 4
-  for (std::size_t r = 0; r < kRows; ++r)
+Layout layout(PackedKernel kernel) {
+  if (kernel == PackedKernel::avx512) return {8, 2 * Vec512<T>::kWidth};
+  return {4, 3 * Vec<T>::kWidth};
+}
+
+// C[0..rows) × [0..cols) = a·b + beta·C over K for the block of R rows by NV registers of V, a: K
+// groups of R values (A's rows interleaved), b: K groups of one panel's width. rows <= R,
+// cols <= NV·width. Inlined into each kernel's function below, compiled for its instructions (so
+// no call passes vectors in the baseline ABI that -Wpsabi warns of).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class V, std::size_t R, std::size_t NV, class T>
+__attribute__((always_inline)) inline void block_in(std::size_t K, const T* a, const T* b, T beta, T* C,
+                                                    std::size_t ldc, std::size_t rows, std::size_t cols) {
+  constexpr std::size_t w = V::kWidth, width = NV * w;
+  typename V::R acc[R][NV];
+  #pragma GCC unroll 8
+  for (std::size_t r = 0; r < R; ++r)
     #pragma GCC unroll 4
-    for (std::size_t v = 0; v < kVecs; ++v) acc[r][v] = V::zero();
+    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = V::zero();
   for (std::size_t k = 0; k < K; ++k) {
-    typename V::R bv[kVecs];
+    typename V::R bv[NV];
     #pragma GCC unroll 4
-    for (std::size_t v = 0; v < kVecs; ++v) bv[v] = V::load(b + v * w);
-    #pragma GCC unroll 4
-    for (std::size_t r = 0; r < kRows; ++r) {
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::load(b + v * w);
+    #pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) {
       const typename V::R ar = V::broadcast(a + r);
       #pragma GCC unroll 4
-      for (std::size_t v = 0; v < kVecs; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
     }
-    a += kRows;
-    b += kPanel<T>;
+    a += R;
+    b += width;
   }
-  if (rows == kRows && cols == kPanel<T>) {
+  if (rows == R && cols == width) {
     const typename V::R vb = V::set1(beta);
-    #pragma GCC unroll 4
-    for (std::size_t r = 0; r < kRows; ++r)
+    #pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r)
       #pragma GCC unroll 4
-      for (std::size_t v = 0; v < kVecs; ++v) {
+      for (std::size_t v = 0; v < NV; ++v) {
         T* c = C + r * ldc + v * w;
         V::store(c, beta == T(0) ? acc[r][v] : V::fma(vb, V::load(c), acc[r][v]));
       }
     return;
   }
-  alignas(32) T tile[kRows][kPanel<T>];
-  #pragma GCC unroll 4
-  for (std::size_t r = 0; r < kRows; ++r)
+  alignas(64) T tile[R][width];
+  #pragma GCC unroll 8
+  for (std::size_t r = 0; r < R; ++r)
     #pragma GCC unroll 4
-    for (std::size_t v = 0; v < kVecs; ++v) V::store(&tile[r][v * w], acc[r][v]);
-  #pragma GCC unroll 4
+    for (std::size_t v = 0; v < NV; ++v) V::store(&tile[r][v * w], acc[r][v]);
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t j = 0; j < cols; ++j) {
       T* c = C + r * ldc + j;
       *c = beta == T(0) ? tile[r][j] : tile[r][j] + beta * *c;
     }
 }
+#pragma GCC diagnostic pop
 
-// A (M, K) as blocks of kRows rows, each K groups of kRows values (zeros past row M).
 template <class T>
-const T* pack_rows(std::size_t M, std::size_t K, const T* A) {
+XGRAD_AVX2 void block_avx2(std::size_t K, const T* a, const T* b, T beta, T* C, std::size_t ldc, std::size_t rows,
+                           std::size_t cols) {
+  block_in<Vec<T>, 4, 3>(K, a, b, beta, C, ldc, rows, cols);
+}
+
+template <class T>
+XGRAD_AVX512 void block_avx512(std::size_t K, const T* a, const T* b, T beta, T* C, std::size_t ldc,
+                               std::size_t rows, std::size_t cols) {
+  block_in<Vec512<T>, 8, 2>(K, a, b, beta, C, ldc, rows, cols);
+}
+
+// A (M, K) as blocks of R rows, each K groups of R values (zeros past row M).
+template <class T>
+const T* pack_rows(std::size_t M, std::size_t K, const T* A, std::size_t R) {
   thread_local std::vector<T> buffer;
-  const std::size_t blocks = (M + kRows - 1) / kRows;
-  buffer.resize(blocks * kRows * K);
+  const std::size_t blocks = (M + R - 1) / R;
+  buffer.resize(blocks * R * K);
   T* out = buffer.data();
-  for (std::size_t i0 = 0; i0 < M; i0 += kRows, out += kRows * K) {
-    const std::size_t rows = std::min(kRows, M - i0);
+  for (std::size_t i0 = 0; i0 < M; i0 += R, out += R * K) {
+    const std::size_t rows = std::min(R, M - i0);
+    std::size_t r = 0;
 #if defined(__SSE__)
-    if constexpr (std::is_same_v<T, float> && kRows == 4) {
-      if (rows == kRows) {  // 4 values of each row at a time, turned into 4 groups of 4 (a 4×4 transpose)
-        const float *r0 = A + i0 * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+    if constexpr (std::is_same_v<T, float>) {
+      for (; r + 4 <= rows; r += 4) {  // 4 values of 4 rows at a time, turned into 4 groups of 4 (a 4×4 transpose)
+        const float *r0 = A + (i0 + r) * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+        float* o = out + r;
         std::size_t k = 0;
         for (; k + 4 <= K; k += 4) {
           __m128 x0 = _mm_loadu_ps(r0 + k), x1 = _mm_loadu_ps(r1 + k), x2 = _mm_loadu_ps(r2 + k),
                  x3 = _mm_loadu_ps(r3 + k);
           _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-          _mm_storeu_ps(out + k * 4, x0);
-          _mm_storeu_ps(out + k * 4 + 4, x1);
-          _mm_storeu_ps(out + k * 4 + 8, x2);
-          _mm_storeu_ps(out + k * 4 + 12, x3);
+          _mm_storeu_ps(o + k * R, x0);
+          _mm_storeu_ps(o + (k + 1) * R, x1);
+          _mm_storeu_ps(o + (k + 2) * R, x2);
+          _mm_storeu_ps(o + (k + 3) * R, x3);
         }
         for (; k < K; ++k) {
-          out[k * 4] = r0[k];
-          out[k * 4 + 1] = r1[k];
-          out[k * 4 + 2] = r2[k];
-          out[k * 4 + 3] = r3[k];
+          o[k * R] = r0[k];
+          o[k * R + 1] = r1[k];
+          o[k * R + 2] = r2[k];
+          o[k * R + 3] = r3[k];
         }
-        continue;
       }
     }
 #endif
-    for (std::size_t r = 0; r < rows; ++r) {
+    for (; r < rows; ++r) {
       const T* row = A + (i0 + r) * K;
-      for (std::size_t k = 0; k < K; ++k) out[k * kRows + r] = row[k];
+      for (std::size_t k = 0; k < K; ++k) out[k * R + r] = row[k];
     }
-    for (std::size_t r = rows; r < kRows; ++r)
-      for (std::size_t k = 0; k < K; ++k) out[k * kRows + r] = T(0);
+    for (r = rows; r < R; ++r)
+      for (std::size_t k = 0; k < K; ++k) out[k * R + r] = T(0);
   }
   return buffer.data();
 }
 
-// The same block without AVX2: the sums in the same order, one multiply and add at a time.
+// A block of either layout without the kernels: the sums in the same order, one multiply and
+// add at a time.
 template <class T>
-void block_portable(std::size_t K, const T* a, const T* b, T beta, T* C, std::size_t ldc, std::size_t rows,
-                    std::size_t cols) {
+void block_portable(const Layout& l, std::size_t K, const T* a, const T* b, T beta, T* C, std::size_t ldc,
+                    std::size_t rows, std::size_t cols) {
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t j = 0; j < cols; ++j) {
       T s = T(0);
-      for (std::size_t k = 0; k < K; ++k) s += a[k * kRows + r] * b[k * kPanel<T> + j];
+      for (std::size_t k = 0; k < K; ++k) s += a[k * l.rows + r] * b[k * l.width + j];
       T* c = C + r * ldc + j;
       *c = beta == T(0) ? s : s + beta * *c;
     }
 }
 
+bool runs(PackedKernel kernel) { return kernel == PackedKernel::avx512 ? simd::avx512() : simd::avx2(); }
+
 template <class T>
 void product(std::size_t M, const T* A, const Packed<T>& B, T beta, T* C, bool fast) {
-  const std::size_t K = B.K(), N = B.N(), width = kPanel<T>;
+  const std::size_t K = B.K(), N = B.N();
   if (M == 0 || N == 0) return;
-  const T* a = pack_rows(M, K, A);
-  const std::size_t panels = (N + width - 1) / width;
+  const Layout l = layout<T>(B.kernel());
+  const T* a = pack_rows(M, K, A, l.rows);
+  const std::size_t panels = (N + l.width - 1) / l.width;
+  const bool avx512 = B.kernel() == PackedKernel::avx512;
   // Split by panels: each thread reads its own part of the packed weight. (Splitting by
   // (panel, row block) items instead, for balance when there are few panels, measured slower
   // on 2 threads at W3's shapes: 115–140 against 130–158 GFLOP/s.)
   auto run = [&](std::size_t begin, std::size_t end) {
     for (std::size_t p = begin; p < end; ++p) {
-      const T* b = B.panels() + p * K * width;
-      const std::size_t j0 = p * width, cols = std::min(width, N - j0);
-      for (std::size_t i0 = 0; i0 < M; i0 += kRows)
-        (fast ? block<T> : block_portable<T>)(K, a + i0 * K, b, beta, C + i0 * N + j0, N, std::min(kRows, M - i0), cols);
+      const T* b = B.panels() + p * K * l.width;
+      const std::size_t j0 = p * l.width, cols = std::min(l.width, N - j0);
+      for (std::size_t i0 = 0; i0 < M; i0 += l.rows) {
+        const std::size_t rows = std::min(l.rows, M - i0);
+        if (!fast)
+          block_portable(l, K, a + i0 * K, b, beta, C + i0 * N + j0, N, rows, cols);
+        else if (avx512)
+          block_avx512<T>(K, a + i0 * K, b, beta, C + i0 * N + j0, N, rows, cols);
+        else
+          block_avx2<T>(K, a + i0 * K, b, beta, C + i0 * N + j0, N, rows, cols);
+      }
     }
   };
   if (threads_for(2.0 * double(M) * double(N) * double(K)) == 1) return run(0, panels);
@@ -152,13 +190,21 @@ void product(std::size_t M, const T* A, const Packed<T>& B, T beta, T* C, bool f
 
 }  // namespace
 
+PackedKernel best_packed_kernel() { return simd::avx512() ? PackedKernel::avx512 : PackedKernel::avx2; }
+
 template <class T>
-void Packed<T>::pack(bool trans_b, std::size_t N, std::size_t K, const T* B) {
-  constexpr std::size_t width = kPanel<T>;
+std::size_t Packed<T>::width() const {
+  return layout<T>(kernel_).width;
+}
+
+template <class T>
+void Packed<T>::pack(bool trans_b, std::size_t N, std::size_t K, const T* B, PackedKernel kernel) {
+  const std::size_t width = layout<T>(kernel).width;
   const std::size_t panels = (N + width - 1) / width;
   panels_.resize(panels * K * width);
   N_ = N;
   K_ = K;
+  kernel_ = kernel;
   for (std::size_t p = 0; p < panels; ++p) {
     T* out = panels_.data() + p * K * width;
     const std::size_t j0 = p * width, cols = std::min(width, N - j0);
@@ -177,11 +223,11 @@ void Packed<T>::pack(bool trans_b, std::size_t N, std::size_t K, const T* B) {
 bool packed_available() { return simd::avx2(); }
 
 void gemm_packed(std::size_t M, const float* A, const Packed<float>& B, float beta, float* C) {
-  product(M, A, B, beta, C, packed_available());
+  product(M, A, B, beta, C, runs(B.kernel()));
 }
 
 void gemm_packed(std::size_t M, const double* A, const Packed<double>& B, double beta, double* C) {
-  product(M, A, B, beta, C, packed_available());
+  product(M, A, B, beta, C, runs(B.kernel()));
 }
 
 namespace detail {

@@ -66,27 +66,28 @@ void add_grad(Slot<T>& s, const E& e) {
 
 // f(begin, end) over [0, n) in contiguous blocks, for elementwise loops (each element written by
 // one call, from inputs no call writes): on the library's threads when n holds two blocks of
-// parallel::kElementwiseGrain elements, else in one call on this thread. (Measured on W3's
-// step, 2 threads: splitting its 8–32k-element arrays made it 6% slower, the hand-off and the
-// other core's cache costing more than the work.) Blocks start at multiples of
-// 64 elements, so a block of an aligned array is aligned and SIMD loops treat every element
-// as they would in one pass: the results do not depend on the split.
+// `grain` elements, else in one call on this thread. (Measured on W3's step, 2 threads:
+// splitting its 8–32k-element arrays of sums and products made it 6% slower, the hand-off and
+// the other core's cache costing more than the work; functions such as tanh pay at
+// parallel::kFunctionGrain.) Blocks start at multiples of 64 elements, so a block of an aligned
+// array is aligned and SIMD loops treat every element as they would in one pass: the results do
+// not depend on the split.
 template <class F>
-void for_blocks(std::size_t n, F f) {
+void for_blocks(std::size_t n, F f, std::size_t grain = parallel::kElementwiseGrain) {
   constexpr std::size_t kAlign = 64;
-  if (n < 2 * parallel::kElementwiseGrain) return f(std::size_t(0), n);
-  parallel::parallel_for((n + kAlign - 1) / kAlign, parallel::kElementwiseGrain / kAlign,
+  if (n < 2 * grain) return f(std::size_t(0), n);
+  parallel::parallel_for((n + kAlign - 1) / kAlign, grain / kAlign,
                          [n, &f](std::size_t begin, std::size_t end) { f(begin * kAlign, std::min(end * kAlign, n)); });
 }
 
 // y takes a's shape (an op's output(shape) already has it), then body(pa, py, begin, end) over
-// a's elements in for_blocks' blocks, pa and py pointing at a's and y's first elements.
+// a's elements in for_blocks' blocks of `grain`, pa and py pointing at a's and y's first elements.
 template <class T, class Body>
-void over_blocks_of(Array<T>& y, const Array<T>& a, Body body) {
+void over_blocks_of(Array<T>& y, const Array<T>& a, Body body, std::size_t grain = parallel::kElementwiseGrain) {
   if (!shapes_equal(y.shape(), a.shape())) y.resize(a.shape());
   const T* pa = a.data();
   T* py = y.data();
-  for_blocks(y.size(), [pa, py, &body](std::size_t begin, std::size_t end) { body(pa, py, begin, end); });
+  for_blocks(y.size(), [pa, py, &body](std::size_t begin, std::size_t end) { body(pa, py, begin, end); }, grain);
 }
 
 // y[k] = f(a[k]) over every element of a. f is called from several threads at once for large

@@ -1,7 +1,8 @@
-// AVX2 and FMA registers for the library's own kernels (packed products, vector products, exp).
-// Included by the library's .cpp files only. Each kernel function is compiled for AVX2 and FMA
-// by attribute (XGRAD_AVX2) and called only where the CPU has both (simd::avx2()); the rest of
-// the library stays baseline x86-64.
+// AVX2 and FMA registers for the library's own kernels (packed products, vector products, exp),
+// and AVX-512 ones for the packed products. Included by the library's .cpp files only. Each
+// kernel function is compiled for its instructions by attribute (XGRAD_AVX2, XGRAD_AVX512) and
+// called only where the CPU has them (simd::avx2(), simd::avx512()); the rest of the library
+// stays baseline x86-64.
 #pragma once
 
 #include <immintrin.h>
@@ -9,6 +10,7 @@
 #include <cstddef>
 
 #define XGRAD_AVX2 __attribute__((target("avx2,fma")))
+#define XGRAD_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 namespace xgrad::simd {
 
@@ -17,6 +19,15 @@ inline bool avx2() {
   static const bool available = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return available;
+}
+
+// The CPU (and the system, which must save the registers) has AVX-512F, besides AVX2 and FMA.
+inline bool avx512() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return avx2() && __builtin_cpu_supports("avx512f");
   }();
   return available;
 }
@@ -70,6 +81,32 @@ struct Vec<double> {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
   }
+};
+
+// The AVX-512 registers, for the packed products' kernel.
+template <class T>
+struct Vec512;
+template <>
+struct Vec512<float> {
+  using R = __m512;
+  static constexpr std::size_t kWidth = 16;
+  XGRAD_AVX512 static R zero() { return _mm512_setzero_ps(); }
+  XGRAD_AVX512 static R load(const float* p) { return _mm512_loadu_ps(p); }
+  XGRAD_AVX512 static R broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  XGRAD_AVX512 static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  XGRAD_AVX512 static R set1(float x) { return _mm512_set1_ps(x); }
+  XGRAD_AVX512 static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+};
+template <>
+struct Vec512<double> {
+  using R = __m512d;
+  static constexpr std::size_t kWidth = 8;
+  XGRAD_AVX512 static R zero() { return _mm512_setzero_pd(); }
+  XGRAD_AVX512 static R load(const double* p) { return _mm512_loadu_pd(p); }
+  XGRAD_AVX512 static R broadcast(const double* p) { return _mm512_set1_pd(*p); }
+  XGRAD_AVX512 static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  XGRAD_AVX512 static R set1(double x) { return _mm512_set1_pd(x); }
+  XGRAD_AVX512 static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
 };
 
 }  // namespace xgrad::simd

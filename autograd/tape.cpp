@@ -260,30 +260,55 @@ Tape<T>& Tape<T>::active() {
 }
 
 template <class T>
-const blas::Packed<T>& Tape<T>::packed(const Leaf<T>& w, bool trans_b) {
+typename Tape<T>::PackEntry& Tape<T>::pack_entry(const Leaf<T>& w, bool trans_b, bool plain, bool* current) {
   PackEntry* entry = nullptr;
   for (PackEntry& e : packs_) {
-    if (e.w == &w && e.trans_b == trans_b) {
-      if (e.version == w.version) return e.packed;
-      entry = &e;  // w changed since: pack it again here
-      break;
+    if (e.w == &w && e.trans_b == trans_b && e.plain == plain) {
+      *current = e.version == w.version;
+      return e;  // when w changed since, made again here
     }
     if (e.w == nullptr && entry == nullptr) entry = &e;
   }
   if (entry == nullptr) entry = &packs_.emplace_back();
   const auto& s = w.value.shape();
   if (s.size() != 2) throw Error("Tape::packed: the weight must be a matrix, got " + shape_str(s));
-  entry->packed.pack(trans_b, trans_b ? s[0] : s[1], trans_b ? s[1] : s[0], w.value.data());
-  entry->w = &w;
-  entry->version = w.version;
-  entry->trans_b = trans_b;
-  return entry->packed;
+  *current = false;
+  return *entry;
+}
+
+template <class T>
+const blas::Packed<T>& Tape<T>::packed(const Leaf<T>& w, bool trans_b) {
+  bool current;
+  PackEntry& entry = pack_entry(w, trans_b, false, &current);
+  if (current) return entry.packed;
+  const auto& s = w.value.shape();
+  entry.packed.pack(trans_b, trans_b ? s[0] : s[1], trans_b ? s[1] : s[0], w.value.data());
+  entry.w = &w;
+  entry.version = w.version;
+  entry.trans_b = trans_b;
+  entry.plain = false;
+  return entry.packed;
+}
+
+template <class T>
+const T* Tape<T>::transposed(const Leaf<T>& w) {
+  bool current;
+  PackEntry& entry = pack_entry(w, false, true, &current);
+  if (current) return entry.copy.data();
+  const auto& s = w.value.shape();
+  entry.copy.resize(w.value.size());
+  blas::transpose(s[0], s[1], w.value.data(), entry.copy.data());
+  entry.w = &w;
+  entry.version = w.version;
+  entry.trans_b = false;
+  entry.plain = true;
+  return entry.copy.data();
 }
 
 template <class T>
 std::size_t Tape<T>::pack_bytes() const {
   std::size_t bytes = 0;
-  for (const PackEntry& e : packs_) bytes += e.packed.bytes();
+  for (const PackEntry& e : packs_) bytes += e.packed.bytes() + e.copy.capacity() * sizeof(T);
   return bytes;
 }
 
@@ -328,34 +353,57 @@ void Tape<T>::weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, 
     weight_gemm(dw, beta, g, a, rows, n, k, w_is_nk);
     return;
   }
-  Batch* b = nullptr;
-  Batch* free = nullptr;
-  for (Batch& x : tape->batches_) {
-    if (x.w == &w) b = &x;
-    if (x.w == nullptr && free == nullptr) free = &x;
-  }
-  // The same weight in a product of the other orientation: its rows go on a stack of their own
-  // shape, so the first stack is summed now.
-  if (b != nullptr && (b->w_is_nk != w_is_nk || b->n != n || b->k != k)) {
-    tape->flush(*b);
-    free = b;
-    b = nullptr;
-  }
-  if (b == nullptr) {
-    if (free == nullptr) free = &tape->batches_.emplace_back();
-    b = free;
-    b->w = &w;
-    b->w_is_nk = w_is_nk;
-    b->n = n;
-    b->k = k;
-    b->rows = 0;
-  }
+  Batch* b = &tape->batch_for(w, false, w_is_nk, n, k);
   if ((b->rows + rows) * (n + k) * sizeof(T) > kBatchBytes) {
     tape->flush(*b);
     b->w = &w;
   }
   tape->add_rows(*b, g, a, rows);
   w.deferred = true;
+}
+
+template <class T>
+typename Tape<T>::Batch& Tape<T>::batch_for(Slot<T>& w, bool onehot, bool w_is_nk, std::size_t n, std::size_t k) {
+  Batch* b = nullptr;
+  Batch* free = nullptr;
+  for (Batch& x : batches_) {
+    if (x.w == &w) b = &x;
+    if (x.w == nullptr && free == nullptr) free = &x;
+  }
+  // The same weight in a product of the other orientation, or in linear_onehot and a product:
+  // its rows go on a stack of their own shape, so the first stack is summed now.
+  if (b != nullptr && (b->onehot != onehot || b->w_is_nk != w_is_nk || b->n != n || b->k != k)) {
+    flush(*b);
+    free = b;
+    b = nullptr;
+  }
+  if (b != nullptr) return *b;
+  if (free == nullptr) free = &batches_.emplace_back();
+  free->w = &w;
+  free->onehot = onehot;
+  free->w_is_nk = w_is_nk;
+  free->n = n;
+  free->k = k;
+  free->rows = 0;
+  return *free;
+}
+
+template <class T>
+bool Tape<T>::onehot_grad(Slot<T>& w, const int* ids, std::size_t count, const T* g) {
+  Tape* tape = sweeping_tape<T>();
+  const std::size_t out = w.value.shape()[0], in = w.value.shape()[1];
+  if (tape == nullptr || !tape->batching_ || out * in * sizeof(T) > kBatchBytes) return false;
+  Batch& b = tape->batch_for(w, true, true, out, in);
+  if (b.rows == 0) b.g.assign(in * out, T(0));  // dwᵀ, zero until the first ids
+  T* dwt = b.g.data();
+  for (std::size_t i = 0; i < count; ++i) {
+    T* row = dwt + static_cast<std::size_t>(ids[i]) * out;
+    const T* gi = g + i * out;
+    for (std::size_t o = 0; o < out; ++o) row[o] += gi[o];
+  }
+  b.rows += count;
+  w.deferred = true;
+  return true;
 }
 
 template <class T>
@@ -385,7 +433,10 @@ void Tape<T>::flush(Batch& b) {
   if (b.rows > 0) {
     T beta;
     T* dw = w.grad_buffer(beta);
-    weight_gemm(dw, beta, b.g.data(), b.a.data(), b.rows, b.n, b.k, b.w_is_nk);
+    if (b.onehot)
+      blas::transpose(b.k, b.n, b.g.data(), dw, beta != T(0));  // dwᵀ (in, out) into dw (out, in)
+    else
+      weight_gemm(dw, beta, b.g.data(), b.a.data(), b.rows, b.n, b.k, b.w_is_nk);
   }
   w.deferred = w.block_source != Slot<T>::kNoSource;
   b.w = nullptr;

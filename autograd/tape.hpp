@@ -156,6 +156,12 @@ class Tape {
   // and time), one GEMM now.
   static void weight_grad(Slot<T>& w, const T* g, const T* a, std::size_t rows, std::size_t n, std::size_t k,
                           bool w_is_nk);
+  // linear_onehot's weight gradient dw[:, ids[i]] += g[i] for i < count (dw (out, in), g (count,
+  // out)). During a sweep that batches, for a w of at most kBatchBytes, the rows are added into a
+  // dwᵀ (in, out) held for w, where they are contiguous (in dw a column's values are `in` apart,
+  // one cache line each), and dwᵀ goes into dw as weight_grad's stacks do: before the sweep
+  // reaches w's node, or at its end. Returns false where it does not batch: the caller adds.
+  static bool onehot_grad(Slot<T>& w, const int* ids, std::size_t count, const T* g);
   // Node n's gradient laid out as its inputs' gradients one after another (stack, concat along
   // axis 0, reshape): input i receives the block after those of inputs 0..i-1. During a sweep
   // that batches (not under DetectAnomaly or a Profile) and unless n's gradient is retained,
@@ -170,6 +176,10 @@ class Tape {
   // while w's version stays; clear() forgets the packs and keeps their storage. Not counted in
   // memory_bytes(): like a BLAS's packing buffers it copies weights, not the graph (pack_bytes()).
   const blas::Packed<T>& packed(const Leaf<T>& w, bool trans_b);
+  // wᵀ (in, out) of the 2-D leaf w (out, in), row-major: the rows linear_onehot gathers, which in
+  // w are columns. Made at the first gather of this generation and kept while w's version
+  // stays, as packed(), and counted in pack_bytes().
+  const T* transposed(const Leaf<T>& w);
   std::size_t pack_bytes() const;
   // Products with at most this many rows read a packed parameter (ops' products); more rows
   // amortise a GEMM's own packing.
@@ -205,21 +215,30 @@ class Tape {
 
   // One weight's batched gradient products in the current sweep: the rows stacked so far.
   // Kept (emptied) across sweeps, so the stacks are allocated once.
+  // onehot_grad's batch instead: g holds dwᵀ (k = in rows of n = out), rows counts the ids added.
   struct Batch {
     Slot<T>* w = nullptr;  // null: free
     bool w_is_nk = true;
+    bool onehot = false;
     std::size_t n = 0, k = 0, rows = 0;
     std::vector<T> g, a;  // (rows, n) and (rows, k)
   };
   std::vector<Batch> batches_;
+  // w's batch of this kind and shape, emptied (rows = 0) if new; w's batch of another kind or
+  // shape is summed into w first.
+  Batch& batch_for(Slot<T>& w, bool onehot, bool w_is_nk, std::size_t n, std::size_t k);
   // The packed leaf weights of this generation (w null: free, storage kept).
   struct PackEntry {
     const Leaf<T>* w = nullptr;
     std::uint64_t version = 0;
     bool trans_b = false;
+    bool plain = false;  // transposed(): `copy` holds wᵀ, `packed` is unused
     blas::Packed<T> packed;
+    std::vector<T> copy;
   };
   std::vector<PackEntry> packs_;
+  // w's entry of this kind: *current says whether it holds w as it is now; else the caller fills it.
+  PackEntry& pack_entry(const Leaf<T>& w, bool trans_b, bool plain, bool* current);
   bool batching_ = false;  // in a sweep that batches weight gradients
   // Gradients held for grad_blocks: the buffer and how many input nodes still wait for a block.
   struct Source {
