@@ -34,9 +34,12 @@ template <class T>
 void transpose(std::size_t r, std::size_t c, const T* a, T* out, bool add = false);
 
 // The product size (2·M·N·K flops) from which a product is split over the threads. Measured
-// with bench/bench_workloads on 2 shared cores, alternated: 1 MFLOP against 2 MFLOP gave W1
-// 470k against 450k tokens/s, W3 and S1 equal within the spread (docs/design.md, 8.1).
-inline constexpr double kParallelFlops = 1.0e6;
+// with bench/bench_workloads on 2 shared cores, alternated: on the AVX-512 Xeon, with the
+// packed products at ~150 GFLOP/s a core, 2 MFLOP against 1 MFLOP gave W1 (its 1.05 MFLOP
+// recurrent products then on one thread) 641–645k against 561–578k tokens/s on 2 threads, S1
+// and W3 equal within the spread; on the AMD EPYC with the AVX2 kernel 1 MFLOP had been the
+// better (docs/design.md, 8.1).
+inline constexpr double kParallelFlops = 2.0e6;
 
 // The upper bound on threads of BLAS products and of the library's parallel loops
 // (autograd/parallel.hpp). n >= 1; n = 0 goes back to the default (OPENBLAS_NUM_THREADS as the

@@ -59,8 +59,8 @@ const Shape kShapes[] = {{1, 1, 1},  {1, 7, 5},   {1, 65, 100}, {9, 1, 6},   {10
                          {6, 1, 0},  {3, 4, 5},   {32, 65, 100}, {130, 120, 140}, {40, 150, 260},
                          // the vector kernels' remainders: rows by 8, 4 and 1, columns by 8
                          // registers and a partial last one, k past the last whole register;
-                         // large enough to be split over threads (1×2500×300, 2100×1×300)
-                         {1, 200, 37}, {1, 12, 3},   {77, 1, 9},    {1, 2500, 300}, {2100, 1, 300}};
+                         // large enough to be split over threads (1×4000×300, 3500×1×300)
+                         {1, 200, 37}, {1, 12, 3},   {77, 1, 9},    {1, 4000, 300}, {3500, 1, 300}};
 const std::pair<double, double> kScalars[] = {{1, 0}, {1, 1}, {0.5, -2}, {-1.5, 0.25}, {0, 1}};
 
 template <class T>
@@ -112,7 +112,7 @@ TEST(Gemm, AlphaZeroIgnoresTheOperands) {
 // split over 3 (by rows of A; a (K, N) A this large goes to OpenBLAS's GEMV, on one thread).
 TEST(Gemm, VectorProductsAreTheSameBitsWhateverTheThreads) {
   std::mt19937 gen(13);
-  const std::size_t N = 2500, K = 300;
+  const std::size_t N = 4000, K = 300;
   ASSERT_GE(2.0 * N * K, xgrad::blas::kParallelFlops);
   const auto A = random_vector<float>(N * K, gen), x = random_vector<float>(K, gen);
   for (const bool trans_b : {false, true}) {

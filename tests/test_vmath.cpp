@@ -1,5 +1,7 @@
-// vmath's float kernels (AVX2 where the CPU has it, else <cmath>) against the double functions rounded to float, in ulp, over their
-// ranges and at the special values; every length of a partial last register; exp_sum's total.
+// vmath's float kernels (AVX-512 or AVX2 where the CPU has them, else <cmath>) against the double
+// functions rounded to float, in ulp, over their ranges and at the special values; every length of
+// a partial last register; exp_sum's total. Every test runs with the AVX-512 kernels allowed and
+// with the AVX2 ones (vmath::detail::use_avx512), and the two give the same bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -52,7 +54,16 @@ std::int64_t worst_ulps(F f, Ref ref, const std::vector<float>& x, float* at) {
   return worst;
 }
 
-TEST(Vmath, ExpIsWithinTwoUlpOverTheNormalRange) {
+// The parameter: whether the AVX-512 kernels may run (they do where the CPU has AVX-512F).
+class Vmath : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { vmath::detail::use_avx512(GetParam()); }
+  void TearDown() override { vmath::detail::use_avx512(true); }
+};
+INSTANTIATE_TEST_SUITE_P(Kernels, Vmath, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Avx512Allowed" : "Avx2"; });
+
+TEST_P(Vmath, ExpIsWithinTwoUlpOverTheNormalRange) {
   float at = 0;
   const auto worst = worst_ulps(vmath::exp, [](double x) { return std::exp(x); }, sweep(-87.3f, 88.72f, 400000), &at);
   EXPECT_LE(worst, 2) << "at x = " << at;
@@ -63,13 +74,13 @@ TEST(Vmath, ExpIsWithinTwoUlpOverTheNormalRange) {
   EXPECT_LE(near_zero, 1) << "at x = " << at;
 }
 
-TEST(Vmath, SigmoidIsWithinThreeUlp) {
+TEST_P(Vmath, SigmoidIsWithinThreeUlp) {
   float at = 0;
   EXPECT_LE(worst_ulps(vmath::sigmoid, sigmoid_ref, sweep(-87.f, 88.f, 400000), &at), 3) << "at x = " << at;
   EXPECT_LE(worst_ulps(vmath::sigmoid, sigmoid_ref, sweep(-4.f, 4.f, 100000), &at), 3) << "at x = " << at;
 }
 
-TEST(Vmath, TanhIsWithinThreeUlpIncludingNearZero) {
+TEST_P(Vmath, TanhIsWithinThreeUlpIncludingNearZero) {
   float at = 0;
   auto ref = [](double x) { return std::tanh(x); };
   EXPECT_LE(worst_ulps(vmath::tanh, ref, sweep(-20.f, 20.f, 400000), &at), 3) << "at x = " << at;
@@ -77,7 +88,7 @@ TEST(Vmath, TanhIsWithinThreeUlpIncludingNearZero) {
   EXPECT_LE(worst_ulps(vmath::tanh, ref, sweep(-1e-5f, 1e-5f, 10000), &at), 1) << "at x = " << at;
 }
 
-TEST(Vmath, SpecialValues) {
+TEST_P(Vmath, SpecialValues) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> x = {0.f, -0.f, inf, -inf, nan, 100.f, -100.f, 88.8f, -88.f, -1e-40f, -110.f};
   std::vector<float> e(x.size()), s(x.size()), t(x.size());
@@ -113,7 +124,7 @@ TEST(Vmath, SpecialValues) {
 
 // Every length from 0 to 3 registers: the last partial register computes its lanes and writes
 // nothing past them; exp_sum's total is the sum of what it wrote.
-TEST(Vmath, EveryLengthWritesItsElementsOnly) {
+TEST_P(Vmath, EveryLengthWritesItsElementsOnly) {
   std::mt19937 gen(5);
   std::normal_distribution<float> d(0.f, 3.f);
   for (std::size_t n = 0; n <= 24; ++n) {
@@ -137,6 +148,31 @@ TEST(Vmath, EveryLengthWritesItsElementsOnly) {
     EXPECT_NEAR(total, sum, 1e-6 * (sum + 1)) << "n=" << n;
     for (std::size_t i = n; i < n + 8; ++i) ASSERT_EQ(y[i], -7.f) << "n=" << n << " wrote past the end at " << i;
   }
+}
+
+// The AVX-512 kernels are the AVX2 ones in wider registers: the same bits for every function.
+TEST(VmathKernels, Avx512AndAvx2GiveTheSameBits) {
+  std::vector<float> x = sweep(-110.f, 95.f, 200000);
+  for (float v : {0.f, -0.f, 0.625f, -0.625f, 88.72283935546875f, -103.972084045410f, 1e-30f, -1e-30f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()})
+    x.push_back(v);
+  x.resize(x.size() + 5, 0.5f);  // a partial last register in either width
+  using Fn = void (*)(const float*, float*, std::size_t);
+  for (Fn f : {Fn(vmath::exp), Fn(vmath::sigmoid), Fn(vmath::tanh)}) {
+    std::vector<float> wide(x.size()), narrow(x.size());
+    vmath::detail::use_avx512(true);
+    f(x.data(), wide.data(), x.size());
+    vmath::detail::use_avx512(false);
+    f(x.data(), narrow.data(), x.size());
+    vmath::detail::use_avx512(true);
+    ASSERT_EQ(std::memcmp(wide.data(), narrow.data(), x.size() * sizeof(float)), 0);
+  }
+  std::vector<float> y(x.size());
+  vmath::detail::use_avx512(false);
+  const float narrow_sum = vmath::exp_sum(x.data(), 90.f, y.data(), 1000);
+  vmath::detail::use_avx512(true);
+  const float wide_sum = vmath::exp_sum(x.data(), 90.f, y.data(), 1000);
+  EXPECT_NEAR(wide_sum, narrow_sum, 1e-5f * narrow_sum);  // the lanes are summed in another order
 }
 
 }  // namespace
