@@ -77,10 +77,14 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       while (int(threads_.size()) < threads - 1) threads_.emplace_back([this] { work(); });
       job_ = &job;
+      // Block 0 is the caller's before any pool thread can take one: a pool thread that comes
+      // first takes block 1, so a product's part of a weight stays on the same core (and in
+      // its cache) from one step to the next.
+      job.next.store(1, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();  // no system call when every pool thread is polling
-    run(job);
+    run(job, true);
     // Every block finished (the pool's threads may still be running theirs), then no pool
     // thread can take the job any more, then none still holds it: the job may go.
     wait_for([&] { return job.done.load(std::memory_order_acquire) == job.blocks; });
@@ -92,9 +96,11 @@ class Pool {
     return true;
   }
 
-  static void run(Job& job) {
+  // Runs blocks of the job until none is left: block 0 first when `first` (the caller's), then
+  // whichever the counter hands out.
+  static void run(Job& job, bool first = false) {
     t_inside = true;
-    for (std::size_t b; (b = job.next.fetch_add(1)) < job.blocks;) {
+    auto block = [&job](std::size_t b) {
       if (!job.failed.load(std::memory_order_relaxed)) {
         try {
           (*job.fn)(job.n * b / job.blocks, job.n * (b + 1) / job.blocks);
@@ -105,7 +111,9 @@ class Pool {
         }
       }
       job.done.fetch_add(1, std::memory_order_acq_rel);
-    }
+    };
+    if (first) block(0);
+    for (std::size_t b; (b = job.next.fetch_add(1)) < job.blocks;) block(b);
     t_inside = false;
   }
 

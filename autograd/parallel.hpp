@@ -6,7 +6,9 @@
 // n < 2·grain, when the bound is 1 thread (blas::num_threads()), inside another parallel_for, or
 // while another thread of the program is using the pool: small loops pay no hand-off, nested and
 // concurrent calls never wait on each other. Otherwise the range is cut in one block per thread
-// (at most n / grain blocks) and the caller runs blocks beside the pool's threads.
+// (at most n / grain blocks) and the caller runs blocks beside the pool's threads, block 0 first
+// (so the same thread runs the same part of a loop repeated at every step, its data in that
+// core's cache).
 //
 // The pool is persistent: its threads start at the first parallel loop that needs them (up to
 // the bound minus one, the caller being one). Between loops each polls for 200 µs (a step's
