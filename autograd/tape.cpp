@@ -1,5 +1,7 @@
 #include "tape.hpp"
 
+#include "parallel.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -421,8 +423,16 @@ void Tape<T>::add_rows(Batch& b, const T* g, const T* a, std::size_t rows) {
   };
   grow(b.g, b.n);
   grow(b.a, b.k);
-  std::copy(g, g + rows * b.n, b.g.data() + b.rows * b.n);
-  std::copy(a, a + rows * b.k, b.a.data() + b.rows * b.k);
+  // Split by rows as the elementwise rules that wrote g split theirs (for_rows in nn_ops.cpp):
+  // each thread copies rows its core's cache holds.
+  T* sg = b.g.data() + b.rows * b.n;
+  T* sa = b.a.data() + b.rows * b.k;
+  const std::size_t n = b.n, k = b.k;
+  parallel::parallel_for(rows, std::max<std::size_t>(1, parallel::kFunctionGrain / (n + k)),
+                         [=](std::size_t begin, std::size_t end) {
+                           std::copy(g + begin * n, g + end * n, sg + begin * n);
+                           std::copy(a + begin * k, a + end * k, sa + begin * k);
+                         });
   b.rows = total;
 }
 
