@@ -34,70 +34,17 @@ Layout layout(PackedKernel kernel) {
   return {4, 3 * Vec<T>::kWidth};
 }
 
-// C[0..rows) × [0..cols) = a·b + beta·C over K for the block of R rows by NV registers of V, a
-// holding row r's value at k in a[r·rs + k·ks] (A's rows in place: rs = K, ks = 1; interleaved:
-// rs = 1, ks = R), b: K groups of one panel's width. rows <= R, cols <= NV·width. Inlined into each kernel's function below, compiled for its instructions (so
-// no call passes vectors in the baseline ABI that -Wpsabi warns of).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-template <class V, std::size_t R, std::size_t NV, class T>
-__attribute__((always_inline)) inline void block_in(std::size_t K, const T* a, std::size_t rs, std::size_t ks,
-                                                    const T* b, T beta, T* C, std::size_t ldc, std::size_t rows,
-                                                    std::size_t cols) {
-  constexpr std::size_t w = V::kWidth, width = NV * w;
-  typename V::R acc[R][NV];
-  #pragma GCC unroll 8
-  for (std::size_t r = 0; r < R; ++r)
-    #pragma GCC unroll 4
-    for (std::size_t v = 0; v < NV; ++v) acc[r][v] = V::zero();
-  for (std::size_t k = 0; k < K; ++k) {
-    typename V::R bv[NV];
-    #pragma GCC unroll 4
-    for (std::size_t v = 0; v < NV; ++v) bv[v] = V::load(b + v * w);
-    #pragma GCC unroll 8
-    for (std::size_t r = 0; r < R; ++r) {
-      const typename V::R ar = V::broadcast(a + r * rs);
-      #pragma GCC unroll 4
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, bv[v], acc[r][v]);
-    }
-    a += ks;
-    b += width;
-  }
-  if (rows == R && cols == width) {
-    const typename V::R vb = V::set1(beta);
-    #pragma GCC unroll 8
-    for (std::size_t r = 0; r < R; ++r)
-      #pragma GCC unroll 4
-      for (std::size_t v = 0; v < NV; ++v) {
-        T* c = C + r * ldc + v * w;
-        V::store(c, beta == T(0) ? acc[r][v] : V::fma(vb, V::load(c), acc[r][v]));
-      }
-    return;
-  }
-  alignas(64) T tile[R][width];
-  #pragma GCC unroll 8
-  for (std::size_t r = 0; r < R; ++r)
-    #pragma GCC unroll 4
-    for (std::size_t v = 0; v < NV; ++v) V::store(&tile[r][v * w], acc[r][v]);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t j = 0; j < cols; ++j) {
-      T* c = C + r * ldc + j;
-      *c = beta == T(0) ? tile[r][j] : tile[r][j] + beta * *c;
-    }
-}
-#pragma GCC diagnostic pop
-
-template <class T>
-XGRAD_AVX2 void block_avx2(std::size_t K, const T* a, std::size_t rs, std::size_t ks, const T* b, T beta, T* C,
-                           std::size_t ldc, std::size_t rows, std::size_t cols) {
-  block_in<Vec<T>, 4, 3>(K, a, rs, ks, b, beta, C, ldc, rows, cols);
-}
-
-template <class T>
-XGRAD_AVX512 void block_avx512(std::size_t K, const T* a, std::size_t rs, std::size_t ks, const T* b, T beta,
-                               T* C, std::size_t ldc, std::size_t rows, std::size_t cols) {
-  block_in<Vec512<T>, 8, 2>(K, a, rs, ks, b, beta, C, ldc, rows, cols);
-}
+// The register block of each kernel (packed_block.inc), compiled for its instructions.
+namespace avx2 {
+#define XGRAD_KERNEL_TARGET XGRAD_AVX2
+#include "packed_block.inc"
+#undef XGRAD_KERNEL_TARGET
+}  // namespace avx2
+namespace avx512 {
+#define XGRAD_KERNEL_TARGET XGRAD_AVX512
+#include "packed_block.inc"
+#undef XGRAD_KERNEL_TARGET
+}  // namespace avx512
 
 // A (M, K) as blocks of R rows, each K groups of R values (zeros past row M).
 template <class T>
@@ -186,9 +133,9 @@ void product(std::size_t M, const T* A, const Packed<T>& B, T beta, T* C, bool f
         if (!fast)
           block_portable(l, K, a + i0 * K, b, beta, C + i0 * N + j0, N, rows, cols);
         else if (avx512)
-          block_avx512<T>(K, a + i0 * K, rs, ks, b, beta, C + i0 * N + j0, N, rows, cols);
+          avx512::block<Vec512<T>, 8, 2>(K, a + i0 * K, rs, ks, b, beta, C + i0 * N + j0, N, rows, cols);
         else
-          block_avx2<T>(K, a + i0 * K, rs, ks, b, beta, C + i0 * N + j0, N, rows, cols);
+          avx2::block<Vec<T>, 4, 3>(K, a + i0 * K, rs, ks, b, beta, C + i0 * N + j0, N, rows, cols);
       }
     }
   };

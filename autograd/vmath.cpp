@@ -5,12 +5,11 @@
 
 #include "simd.hpp"
 
-// The lane functions below are always inlined into the kernels' functions at the end, each
-// compiled for its instructions, so no call passes vectors in the baseline ABI that -Wpsabi
-// warns of; and GCC 12 takes the AVX-512 headers' deliberately undefined pass-through operand
-// (of _mm512_max_ps and others, inlined here) for an uninitialised variable.
-#pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12 takes the AVX-512 headers' deliberately undefined pass-through operand (of _mm512_max_ps
+// and others, inlined here) for an uninitialised variable.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace xgrad::vmath {
 namespace {
@@ -112,128 +111,26 @@ struct Avx512 {
   }
 };
 
-#define XGRAD_LANES template <class S> __attribute__((always_inline)) inline typename S::R
-
-// e^x: n = round(x / ln2), r = x - n·ln2 (ln2 in two parts, so r is exact to float), e^r by the
-// polynomial 1 + r + r²·p(r), times 2^n as 2^(n/2)·2^(n - n/2), each factor a normal float over
-// the whole range: results from the smallest subnormal to FLT_MAX. Beyond [-103.98, 88.73] the
-// result is 0 or +inf.
-XGRAD_LANES exp_v(typename S::R x) {
-  const auto lo = S::set1(-103.972084045410f), hi = S::set1(88.72283935546875f);
-  const auto xc = S::min(hi, S::max(lo, x));  // a NaN x goes through as NaN
-  const auto n = S::round(S::mul(xc, S::set1(1.44269504088896341f)));
-  auto r = S::fnma(n, S::set1(0.693359375f), xc);
-  r = S::fnma(n, S::set1(-2.12194440e-4f), r);
-  auto p = S::set1(1.9875691500e-4f);
-  p = S::fma(p, r, S::set1(1.3981999507e-3f));
-  p = S::fma(p, r, S::set1(8.3334519073e-3f));
-  p = S::fma(p, r, S::set1(4.1665795894e-2f));
-  p = S::fma(p, r, S::set1(1.6666665459e-1f));
-  p = S::fma(p, r, S::set1(5.0000001201e-1f));
-  auto y = S::add(S::fma(p, S::mul(r, r), r), S::set1(1.f));
-  const auto ni = S::to_int(n), h = S::half(ni);
-  y = S::mul(S::mul(y, S::pow2(h)), S::pow2(S::isub(ni, h)));
-  y = S::select(S::gt(x, hi), S::set1(__builtin_inff()), y);
-  return S::select(S::lt(x, lo), S::zero(), y);
-}
-
-// 1 / (1 + e^-x) from e = e^-|x| <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below, so that
-// neither side divides by a huge number or loses the small values of a very negative x.
-XGRAD_LANES sigmoid_v(typename S::R x) {
-  const auto e = exp_v<S>(S::or_(x, S::set1(-0.f)));
-  const auto d = S::div(S::set1(1.f), S::add(S::set1(1.f), e));
-  return S::select(S::ge(x, S::zero()), d, S::mul(e, d));
-}
-
-// tanh: below |x| = 0.625 the odd polynomial x + x³·q(x²) (1 - e^-2|x| would lose digits to
-// cancellation there), above it (1 - e) / (1 + e) with e = e^-2|x|; both of |x|, then x's sign
-// (so tanh(-0) = -0).
-XGRAD_LANES tanh_v(typename S::R x) {
-  const auto sign = S::set1(-0.f);
-  const auto ax = S::andnot(sign, x);
-  const auto z = S::mul(x, x);
-  auto q = S::set1(-5.70498872745e-3f);
-  q = S::fma(q, z, S::set1(2.06390887954e-2f));
-  q = S::fma(q, z, S::set1(-5.37397155531e-2f));
-  q = S::fma(q, z, S::set1(1.33314422036e-1f));
-  q = S::fma(q, z, S::set1(-3.33332819422e-1f));
-  const auto small = S::fma(S::mul(q, z), ax, ax);
-  const auto e = exp_v<S>(S::mul(ax, S::set1(-2.f)));
-  const auto one = S::set1(1.f);
-  const auto large = S::div(S::sub(one, e), S::add(one, e));
-  const auto t = S::select(S::lt(ax, S::set1(0.625f)), small, large);
-  return S::or_(t, S::and_(x, sign));
-}
-#undef XGRAD_LANES
-
-struct Exp {
-  template <class S>
-  __attribute__((always_inline)) static typename S::R f(typename S::R x) { return exp_v<S>(x); }
-};
-struct Sigmoid {
-  template <class S>
-  __attribute__((always_inline)) static typename S::R f(typename S::R x) { return sigmoid_v<S>(x); }
-};
-struct Tanh {
-  template <class S>
-  __attribute__((always_inline)) static typename S::R f(typename S::R x) { return tanh_v<S>(x); }
-};
-
-// y = F::f(x) over n elements, the last partial register masked.
-template <class S, class F>
-__attribute__((always_inline)) inline void map_in(const float* x, float* y, std::size_t n) {
-  constexpr std::size_t w = S::kWidth;
-  std::size_t i = 0;
-  for (; i + w <= n; i += w) S::store(y + i, F::template f<S>(S::load(x + i)));
-  if (i < n) {
-    const auto t = S::tail(n - i);
-    S::store(y + i, t, F::template f<S>(S::load(x + i, t)));
-  }
-}
-
-// y = e^(x - shift) over n elements; returns their sum (over the lanes, then the lanes added).
-template <class S>
-__attribute__((always_inline)) inline float exp_sum_in(const float* x, float shift, float* y, std::size_t n) {
-  constexpr std::size_t w = S::kWidth;
-  const auto s = S::set1(shift);
-  auto acc = S::zero();
-  std::size_t i = 0;
-  for (; i + w <= n; i += w) {
-    const auto e = exp_v<S>(S::sub(S::load(x + i), s));
-    S::store(y + i, e);
-    acc = S::add(acc, e);
-  }
-  if (i < n) {
-    const auto t = S::tail(n - i);
-    const auto e = S::keep(t, exp_v<S>(S::sub(S::load(x + i, t), s)));
-    S::store(y + i, t, e);
-    acc = S::add(acc, e);
-  }
-  return S::sum(acc);
-}
-
-template <class F>
-XGRAD_AVX2 void map_avx2(const float* x, float* y, std::size_t n) {
-  map_in<Avx2, F>(x, y, n);
-}
-template <class F>
-XGRAD_AVX512 void map_avx512(const float* x, float* y, std::size_t n) {
-  map_in<Avx512, F>(x, y, n);
-}
-XGRAD_AVX2 float exp_sum_avx2(const float* x, float shift, float* y, std::size_t n) {
-  return exp_sum_in<Avx2>(x, shift, y, n);
-}
-XGRAD_AVX512 float exp_sum_avx512(const float* x, float shift, float* y, std::size_t n) {
-  return exp_sum_in<Avx512>(x, shift, y, n);
-}
+// The functions over the lanes (vmath_lanes.inc), compiled for each set's instructions.
+enum class Fn { exp, sigmoid, tanh };
+namespace avx2 {
+#define XGRAD_KERNEL_TARGET XGRAD_AVX2
+#include "vmath_lanes.inc"
+#undef XGRAD_KERNEL_TARGET
+}  // namespace avx2
+namespace avx512 {
+#define XGRAD_KERNEL_TARGET XGRAD_AVX512
+#include "vmath_lanes.inc"
+#undef XGRAD_KERNEL_TARGET
+}  // namespace avx512
 
 std::atomic<bool> g_avx512{true};  // detail::use_avx512
-bool avx512() { return g_avx512.load(std::memory_order_relaxed) && simd::avx512(); }
+bool use_avx512() { return g_avx512.load(std::memory_order_relaxed) && simd::avx512(); }
 
-template <class F>
+template <Fn F>
 void map(const float* x, float* y, std::size_t n) {
-  if (avx512()) return map_avx512<F>(x, y, n);
-  map_avx2<F>(x, y, n);
+  if (use_avx512()) return avx512::map<Avx512, F>(x, y, n);
+  avx2::map<Avx2, F>(x, y, n);
 }
 
 // The same functions one element at a time, for CPUs without AVX2 (the ops do not call these:
@@ -248,24 +145,24 @@ float sigmoid1(float x) {
 bool available() { return simd::avx2(); }
 
 void exp(const float* x, float* y, std::size_t n) {
-  if (available()) return map<Exp>(x, y, n);
+  if (available()) return map<Fn::exp>(x, y, n);
   for (std::size_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
 float exp_sum(const float* x, float shift, float* y, std::size_t n) {
-  if (available()) return avx512() ? exp_sum_avx512(x, shift, y, n) : exp_sum_avx2(x, shift, y, n);
+  if (available()) return use_avx512() ? avx512::exp_sum<Avx512>(x, shift, y, n) : avx2::exp_sum<Avx2>(x, shift, y, n);
   float total = 0;
   for (std::size_t i = 0; i < n; ++i) total += (y[i] = std::exp(x[i] - shift));
   return total;
 }
 
 void sigmoid(const float* x, float* y, std::size_t n) {
-  if (available()) return map<Sigmoid>(x, y, n);
+  if (available()) return map<Fn::sigmoid>(x, y, n);
   for (std::size_t i = 0; i < n; ++i) y[i] = sigmoid1(x[i]);
 }
 
 void tanh(const float* x, float* y, std::size_t n) {
-  if (available()) return map<Tanh>(x, y, n);
+  if (available()) return map<Fn::tanh>(x, y, n);
   for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 
