@@ -78,7 +78,7 @@ Var<T> cross_entropy_rows(const Var<T>& logits, const std::vector<int>& targets,
         T s = 0;
         bool done = false;
         if constexpr (std::is_same_v<T, float>) {
-          if (vmath::available()) {  // 8 exponentials at a time
+          if (vmath::available()) {  // 8 or 16 exponentials at a time
             s = vmath::exp_sum(row, mx, prow, C);
             done = true;
           }

@@ -627,7 +627,7 @@ Var<T> softmax_op(const char* op, const Var<T>& a, long axis, bool log, Backward
     // unless a condition that is false once T is known discards it.
     if constexpr (std::is_same_v<T, float>) {
       if constexpr (std::is_same_v<decltype(st), std::integral_constant<std::size_t, 1>>) {
-        if (vmath::available()) {  // a lane along the last axis, contiguous: 8 exponentials at a time
+        if (vmath::available()) {  // a lane along the last axis, contiguous: 8 or 16 exponentials at a time
           total = vmath::exp_sum(x + base, m, y + base, len);
           if (log) {
             const T lse = std::log(total);

@@ -83,7 +83,7 @@ struct Vec<double> {
   }
 };
 
-// The AVX-512 registers, for the packed products' kernel.
+// The AVX-512 registers, for the packed products' kernel (and, in float, vmath's).
 template <class T>
 struct Vec512;
 template <>
@@ -94,8 +94,22 @@ struct Vec512<float> {
   XGRAD_AVX512 static R load(const float* p) { return _mm512_loadu_ps(p); }
   XGRAD_AVX512 static R broadcast(const float* p) { return _mm512_set1_ps(*p); }
   XGRAD_AVX512 static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  XGRAD_AVX512 static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   XGRAD_AVX512 static R set1(float x) { return _mm512_set1_ps(x); }
   XGRAD_AVX512 static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  // mask(r): the lanes below r (0 <= r <= kWidth), a mask register.
+  using M = __mmask16;
+  XGRAD_AVX512 static M mask(std::size_t r) { return M(r >= kWidth ? 0xffffu : (1u << r) - 1u); }
+  XGRAD_AVX512 static R load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  XGRAD_AVX512 static void store(float* p, M m, R v) { _mm512_mask_storeu_ps(p, m, v); }
+  // The lanes' sum, as ((0+8) + (4+12)) + ((2+10) + (6+14)) + ... in pairs.
+  XGRAD_AVX512 static float sum(R v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float pair[8];
+    for (int i = 0; i < 8; ++i) pair[i] = t[i] + t[i + 8];
+    return ((pair[0] + pair[4]) + (pair[2] + pair[6])) + ((pair[1] + pair[5]) + (pair[3] + pair[7]));
+  }
 };
 template <>
 struct Vec512<double> {
@@ -105,6 +119,7 @@ struct Vec512<double> {
   XGRAD_AVX512 static R load(const double* p) { return _mm512_loadu_pd(p); }
   XGRAD_AVX512 static R broadcast(const double* p) { return _mm512_set1_pd(*p); }
   XGRAD_AVX512 static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  XGRAD_AVX512 static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   XGRAD_AVX512 static R set1(double x) { return _mm512_set1_pd(x); }
   XGRAD_AVX512 static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
 };

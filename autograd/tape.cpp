@@ -428,11 +428,15 @@ void Tape<T>::add_rows(Batch& b, const T* g, const T* a, std::size_t rows) {
   T* sg = b.g.data() + b.rows * b.n;
   T* sa = b.a.data() + b.rows * b.k;
   const std::size_t n = b.n, k = b.k;
-  parallel::parallel_for(rows, std::max<std::size_t>(1, parallel::kFunctionGrain / (n + k)),
-                         [=](std::size_t begin, std::size_t end) {
-                           std::copy(g + begin * n, g + end * n, sg + begin * n);
-                           std::copy(a + begin * k, a + end * k, sa + begin * k);
-                         });
+  auto copy = [=](std::size_t begin, std::size_t end) {
+    std::copy(g + begin * n, g + end * n, sg + begin * n);
+    std::copy(a + begin * k, a + end * k, sa + begin * k);
+  };
+  const std::size_t grain = std::max<std::size_t>(1, parallel::kFunctionGrain / (n + k));
+  if (rows < 2 * grain)
+    copy(0, rows);  // a small copy: no loop object to build at every step
+  else
+    parallel::parallel_for(rows, grain, copy);
   b.rows = total;
 }
 

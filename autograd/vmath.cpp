@@ -15,22 +15,16 @@ namespace xgrad::vmath {
 namespace {
 
 // The lane operations of the kernels below, in AVX2 (8 lanes, a comparison's result a vector)
-// and in AVX-512 (16 lanes, a comparison's result a mask register). Each function of the
-// kernels is written once over them and compiled for both; the operations are the same per lane
-// (the same roundings, FMAs and selections), so both give the same bits.
-struct Avx2 {
-  using R = __m256;
+// and in AVX-512 (16 lanes, a comparison's result a mask register), on top of simd.hpp's
+// registers (zero, set1, load, store, mul, fma, mask and the masked load and store, sum). Each
+// function of the kernels is written once over them and compiled for both; the operations are
+// the same per lane (the same roundings, FMAs and selections), so both give the same bits.
+struct Avx2 : simd::Vec<float> {
   using I = __m256i;
-  using M = __m256;  // a comparison: all ones or zeros per lane
-  using Tail = __m256i;
-  static constexpr std::size_t kWidth = 8;
-  XGRAD_AVX2 static R set1(float x) { return _mm256_set1_ps(x); }
-  XGRAD_AVX2 static R zero() { return _mm256_setzero_ps(); }
+  using Cmp = __m256;  // a comparison: all ones or zeros per lane
   XGRAD_AVX2 static R add(R a, R b) { return _mm256_add_ps(a, b); }
   XGRAD_AVX2 static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
-  XGRAD_AVX2 static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   XGRAD_AVX2 static R div(R a, R b) { return _mm256_div_ps(a, b); }
-  XGRAD_AVX2 static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   XGRAD_AVX2 static R fnma(R a, R b, R c) { return _mm256_fnmadd_ps(a, b, c); }
   // max/min return their second operand when either is NaN.
   XGRAD_AVX2 static R max(R a, R b) { return _mm256_max_ps(a, b); }
@@ -45,33 +39,19 @@ struct Avx2 {
   XGRAD_AVX2 static R or_(R a, R b) { return _mm256_or_ps(a, b); }
   XGRAD_AVX2 static R and_(R a, R b) { return _mm256_and_ps(a, b); }
   XGRAD_AVX2 static R andnot(R a, R b) { return _mm256_andnot_ps(a, b); }  // ~a & b
-  XGRAD_AVX2 static M lt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-  XGRAD_AVX2 static M gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-  XGRAD_AVX2 static M ge(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
-  XGRAD_AVX2 static R select(M m, R t, R f) { return _mm256_blendv_ps(f, t, m); }
-  XGRAD_AVX2 static R load(const float* p) { return _mm256_loadu_ps(p); }
-  XGRAD_AVX2 static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-  // The first r lanes (0 < r < kWidth): loaded (zeros elsewhere), stored, kept.
-  XGRAD_AVX2 static Tail tail(std::size_t r) { return simd::Vec<float>::mask(r); }
-  XGRAD_AVX2 static R load(const float* p, Tail t) { return _mm256_maskload_ps(p, t); }
-  XGRAD_AVX2 static void store(float* p, Tail t, R v) { _mm256_maskstore_ps(p, t, v); }
-  XGRAD_AVX2 static R keep(Tail t, R v) { return _mm256_and_ps(v, _mm256_castsi256_ps(t)); }
-  XGRAD_AVX2 static float sum(R v) { return simd::Vec<float>::sum(v); }
+  XGRAD_AVX2 static Cmp lt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  XGRAD_AVX2 static Cmp gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  XGRAD_AVX2 static Cmp ge(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  XGRAD_AVX2 static R select(Cmp c, R t, R f) { return _mm256_blendv_ps(f, t, c); }
+  XGRAD_AVX2 static R keep(M m, R v) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }  // zeros past the mask
 };
 
-struct Avx512 {
-  using R = __m512;
+struct Avx512 : simd::Vec512<float> {
   using I = __m512i;
-  using M = __mmask16;
-  using Tail = __mmask16;
-  static constexpr std::size_t kWidth = 16;
-  XGRAD_AVX512 static R set1(float x) { return _mm512_set1_ps(x); }
-  XGRAD_AVX512 static R zero() { return _mm512_setzero_ps(); }
+  using Cmp = __mmask16;
   XGRAD_AVX512 static R add(R a, R b) { return _mm512_add_ps(a, b); }
   XGRAD_AVX512 static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
-  XGRAD_AVX512 static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   XGRAD_AVX512 static R div(R a, R b) { return _mm512_div_ps(a, b); }
-  XGRAD_AVX512 static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   XGRAD_AVX512 static R fnma(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
   XGRAD_AVX512 static R max(R a, R b) { return _mm512_max_ps(a, b); }
   XGRAD_AVX512 static R min(R a, R b) { return _mm512_min_ps(a, b); }
@@ -92,23 +72,11 @@ struct Avx512 {
   XGRAD_AVX512 static R andnot(R a, R b) {
     return _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
   }
-  XGRAD_AVX512 static M lt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
-  XGRAD_AVX512 static M gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-  XGRAD_AVX512 static M ge(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
-  XGRAD_AVX512 static R select(M m, R t, R f) { return _mm512_mask_blend_ps(m, f, t); }
-  XGRAD_AVX512 static R load(const float* p) { return _mm512_loadu_ps(p); }
-  XGRAD_AVX512 static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  XGRAD_AVX512 static Tail tail(std::size_t r) { return __mmask16((1u << r) - 1u); }
-  XGRAD_AVX512 static R load(const float* p, Tail t) { return _mm512_maskz_loadu_ps(t, p); }
-  XGRAD_AVX512 static void store(float* p, Tail t, R v) { _mm512_mask_storeu_ps(p, t, v); }
-  XGRAD_AVX512 static R keep(Tail t, R v) { return _mm512_maskz_mov_ps(t, v); }
-  XGRAD_AVX512 static float sum(R v) {  // the lanes' sum, as (0+8) + (4+12) + ... in pairs
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float pair[8];
-    for (int i = 0; i < 8; ++i) pair[i] = t[i] + t[i + 8];
-    return ((pair[0] + pair[4]) + (pair[2] + pair[6])) + ((pair[1] + pair[5]) + (pair[3] + pair[7]));
-  }
+  XGRAD_AVX512 static Cmp lt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  XGRAD_AVX512 static Cmp gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  XGRAD_AVX512 static Cmp ge(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+  XGRAD_AVX512 static R select(Cmp c, R t, R f) { return _mm512_mask_blend_ps(c, f, t); }
+  XGRAD_AVX512 static R keep(M m, R v) { return _mm512_maskz_mov_ps(m, v); }
 };
 
 // The functions over the lanes (vmath_lanes.inc), compiled for each set's instructions.
