@@ -19,6 +19,9 @@ cmake --build "$build" -j "$jobs" --target char_lm
 # One BLAS thread: OpenBLAS's thread pool is not freed at exit (reachable, not lost), and
 # valgrind serialises threads anyway.
 export OPENBLAS_NUM_THREADS=1
+# valgrind runs no AVX-512: OpenBLAS must pick its kernels from what valgrind reports, not from a
+# setting for the real CPU (scripts/openblas_core.sh's, inherited from the caller's shell).
+unset OPENBLAS_CORETYPE
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 memcheck=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
